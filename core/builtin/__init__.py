@@ -1,0 +1,1 @@
+"""Built-in features, registered as plugins like any other (``trylast``)."""

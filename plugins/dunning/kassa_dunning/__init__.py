@@ -1,0 +1,1 @@
+"""Dunning phases for Kassa: grace, warning, suspension, delete notice, termination."""

@@ -1,0 +1,1 @@
+"""Stripe payment gateway for Kassa (cards through the official stripe SDK)."""

@@ -1,0 +1,1 @@
+"""India GST for Kassa: GSTIN validation, CGST+SGST or IGST by place of supply."""
