@@ -50,7 +50,9 @@ def serve_command(host, port):
     else:
         click.echo("Jobs go to Redis: run `kassa worker` beside this.")
     click.echo(f"Kassa console on http://{host}:{port}")
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, use_reloader=False, use_debugger=False, threaded=True)
 
 
 @main.command("worker")
