@@ -28,6 +28,8 @@ ENTRY_POINT_GROUP = "kassa"
 BUILTINS = (
     ("builtin.offline", "kassa.builtin.offline", True),
     ("builtin.maintenance", "kassa.builtin.maintenance", True),
+    ("builtin.tax_rules", "kassa.builtin.tax_rules", False),
+    ("builtin.billing", "kassa.builtin.billing", True),
 )
 
 

@@ -1,19 +1,13 @@
-from decimal import Decimal
-
 import pytest
 
-from kassa.services import ledger, settings
+from kassa.services import manual_invoices, settings
 from kassa.services.errors import Conflict, ValidationError
 
 
-def _issue_fake_invoice_transaction(provider, customer):
-    """Issuing an invoice posts a ledger transaction of kind 'invoice' (billing issue)."""
-    receivable = ledger.account(provider.id, customer.id, "receivable", "INR")
-    revenue = ledger.account(provider.id, provider.id, "revenue", "INR")
-    ledger.post(provider_id=provider.id, kind="invoice", currency="INR", precision=2,
-                entries=[(receivable, Decimal("10.00")), (revenue, Decimal("-10.00"))], direction="internal",
-                amount=Decimal("10.00"), org_id=customer.id)
-    ledger.db.session.commit()
+def _issue_an_invoice(admin, customer):
+    manual_invoices.create(admin, {"org_id": customer.id, "due_date": "2026-02-01", "period_from": "2026-01-01",
+                                   "period_to": "2026-01-31",
+                                   "items": [{"description": "Setup", "quantity": "1", "unit_price": "10"}]})
 
 
 def test_currency_and_precision_saved_and_audited(app, db, admin, console):
@@ -27,7 +21,7 @@ def test_currency_and_precision_saved_and_audited(app, db, admin, console):
 
 
 def test_currency_locked_once_an_invoice_exists(app, db, admin, provider, customer, console, api):
-    _issue_fake_invoice_transaction(provider, customer)
+    _issue_an_invoice(admin, customer)
     with pytest.raises(Conflict, match="cannot be changed"):
         settings.update_billing_settings(admin, currency="USD", precision=2)
     response = api(admin).put("/api/v1/billing/settings", json={"currency": "USD"})

@@ -6,3 +6,33 @@ from ..services import maintenance
 
 def prune_login_attempts() -> int:
     return maintenance.prune_login_attempts()
+
+
+def deliver_email(message_id: int) -> str:
+    from ..services import notifications
+
+    return notifications.deliver(message_id)
+
+
+def run_billing(run_id: int) -> dict:
+    from ..services import billing_run
+
+    return billing_run.execute(run_id)
+
+
+def scheduled_billing() -> list[int]:
+    """Start a billing run for every provider that has no run in progress."""
+    from sqlalchemy import select
+
+    from ..extensions import db
+    from ..models import Organisation
+    from ..services import billing_run
+    from ..services.errors import Conflict
+
+    started = []
+    for provider_id in db.session.scalars(select(Organisation.id).where(Organisation.kind == "provider")):
+        try:
+            started.append(billing_run.start(None, provider_id).id)
+        except Conflict:
+            continue
+    return started

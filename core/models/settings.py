@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -18,6 +18,7 @@ class BillingSettings(db.Model):
     precision: Mapped[int] = mapped_column(default=2)
     invoice_prefix: Mapped[str] = mapped_column(String(20), default="INV-")
     payment_terms_days: Mapped[int] = mapped_column(default=15)
+    apply_wallet: Mapped[bool] = mapped_column(default=True, server_default=true())  # wallet balance pays new invoices first
     updated_at: Mapped[datetime]
 
 

@@ -5,7 +5,7 @@ from sqlalchemy import exists, select
 
 from ..clock import utcnow_naive
 from ..extensions import db
-from ..models import BillingSettings, LedgerTransaction
+from ..models import BillingSettings, Invoice
 from ..money import MAX_PRECISION, MoneyError, check_currency, minor_units
 from . import audit
 from .errors import Conflict, ValidationError
@@ -19,18 +19,17 @@ def billing_settings(provider_id: int) -> BillingSettings:
     if bs is None:
         bs = BillingSettings(provider_id=provider_id, currency=DEFAULT_CURRENCY,
                              precision=minor_units(DEFAULT_CURRENCY), invoice_prefix="INV-",
-                             payment_terms_days=15, updated_at=utcnow_naive())
+                             payment_terms_days=15, apply_wallet=True, updated_at=utcnow_naive())
     return bs
 
 
 def currency_locked(provider_id: int) -> bool:
     """Seed 000: the currency cannot change once an invoice has been generated."""
-    return bool(db.session.scalar(select(exists().where(
-        LedgerTransaction.provider_id == provider_id, LedgerTransaction.kind == "invoice"))))
+    return bool(db.session.scalar(select(exists().where(Invoice.provider_id == provider_id))))
 
 
 def update_billing_settings(actor, *, currency: str, precision, invoice_prefix: str | None = None,
-                            payment_terms_days=None) -> BillingSettings:
+                            payment_terms_days=None, apply_wallet: bool | None = None) -> BillingSettings:
     provider_id = actor.org.provider_id
     errors: dict[str, str] = {}
     try:
@@ -70,6 +69,8 @@ def update_billing_settings(actor, *, currency: str, precision, invoice_prefix: 
             bs.invoice_prefix = invoice_prefix
         if payment_terms_days is not None:
             bs.payment_terms_days = payment_terms_days
+        if apply_wallet is not None:
+            bs.apply_wallet = bool(apply_wallet)
         bs.updated_at = utcnow_naive()
         db.session.add(bs)
         audit.record(actor, "settings.billing", bs, summary=f"Currency {currency}, precision {precision}",

@@ -20,7 +20,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 def init_web(app) -> None:
     from ..models import User
-    from . import api, auth, console
+    from . import api, api_billing, auth, billing_views, catalog_views, console  # noqa: F401
 
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
@@ -31,6 +31,8 @@ def init_web(app) -> None:
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(console.bp)
+    app.register_blueprint(billing_views.bp)
+    app.register_blueprint(catalog_views.bp)
     app.register_blueprint(api.bp)
     from ..extensions import csrf
 
@@ -66,14 +68,14 @@ def init_web(app) -> None:
                           (500, "Something went wrong on our side.")):
         app.register_error_handler(code, _http_error(code, message, wants_json))
 
-    app.jinja_env.filters["money"] = lambda amount, currency, places=None: format_money(
-        amount, currency, locale=_locale(), places=places)
+    app.jinja_env.filters["money"] = lambda amount, currency, places=None, locale=None: format_money(
+        amount, currency, locale=locale or _locale(), places=places)
     app.jinja_env.filters["localtime"] = _localtime
     app.jinja_env.globals.update(can=can, role_label=lambda r: ROLE_LABELS.get(r, r))
 
     @app.context_processor
     def inject_menu():
-        if current_user.is_authenticated:
+        if current_user and current_user.is_authenticated:
             return {"menu": menu_for(current_user, app)}
         return {"menu": []}
 

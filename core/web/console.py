@@ -57,7 +57,8 @@ def billing_configurations():
         try:
             settings.update_billing_settings(current_user, currency=form.currency.data, precision=form.precision.data,
                                              invoice_prefix=form.invoice_prefix.data,
-                                             payment_terms_days=form.payment_terms_days.data)
+                                             payment_terms_days=form.payment_terms_days.data,
+                                             apply_wallet=form.apply_wallet.data)
             flash("Currency settings saved.", "success")
             return redirect(url_for("console.billing_configurations"))
         except ServiceError as exc:

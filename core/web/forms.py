@@ -45,6 +45,7 @@ class CurrencySettingsForm(FlaskForm):
     precision = IntegerField("Billing Precision", validators=[DataRequired(message="Required."), NumberRange(0, 6)])
     invoice_prefix = StringField("Invoice number prefix", validators=[Length(max=20)])
     payment_terms_days = IntegerField("Payment terms (days)", validators=[NumberRange(0, 365)])
+    apply_wallet = BooleanField("Pay new invoices from the wallet balance first")
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -90,3 +91,14 @@ class PrivilegesForm(FlaskForm):
     def __init__(self, *a, privileges=(), **kw):
         super().__init__(*a, **kw)
         self.privileges.choices = [(p, PRIVILEGES[p]) for p in sorted(privileges)]
+
+
+class TaxRuleForm(FlaskForm):
+    name = StringField("Rule Name", validators=[DataRequired(), Length(max=100)])
+    country = SelectField("Country", validators=[DataRequired(message="Choose a country.")])
+    rate = StringField("Tax Rate %", validators=[DataRequired()])
+    status = SelectField("Status", choices=[("active", "Active"), ("suspended", "Suspend")])
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.country.choices = country_choices()
