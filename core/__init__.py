@@ -60,10 +60,28 @@ def create_app(config: dict | None = None) -> Flask:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):
-    """SQLite: enforce foreign keys, WAL so the web app and the job thread share it."""
+    """SQLite: enforce foreign keys, WAL so the web app and the job thread share it,
+    and let SQLAlchemy (not the driver) open transactions (see _sqlite_begin)."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.isolation_level = None
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=10000")
         cur.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    """SQLite has no row locks (SELECT ... FOR UPDATE is ignored) and a read
+    transaction that later writes can fail at once when another writer went first.
+    A service's write transaction (``atomic``) therefore starts with BEGIN IMMEDIATE,
+    taking the write lock up front (waiting up to busy_timeout), so two writers are
+    serialised as PostgreSQL's row locks serialise them. Reads outside a service
+    run without BEGIN, each statement seeing the latest commit, as PostgreSQL's
+    READ COMMITTED does (a WAL read transaction would pin an old snapshot)."""
+    if conn.dialect.name == "sqlite":
+        from .services.uow import wants_write_lock
+
+        if wants_write_lock():
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -49,7 +49,7 @@ def start(actor, provider_id: int, as_of: date | None = None) -> BillingRun:
             audit.record(actor, "billing.run", run, provider_id=provider_id, summary=f"as of {run.as_of}")
     run_id = run.id
     enqueue("kassa.jobs.tasks.run_billing", run_id)
-    return db.session.get(BillingRun, run_id)
+    return db.session.get(BillingRun, run_id, populate_existing=True)  # the job may have run already
 
 
 def due_ids(provider_id: int, as_of: date) -> list[int]:
@@ -72,12 +72,9 @@ def execute(run_id: int) -> dict:
     errors: list[dict] = []
     for n, sub_id in enumerate(ids, start=1):
         try:
-            made = bill_subscription(sub_id, run.as_of)
+            made = _bill_with_retry(sub_id, run.as_of)
             created += made
             skipped += 0 if made else 1
-        except IntegrityError:
-            db.session.rollback()
-            skipped += 1  # another worker invoiced this period first
         except Exception as exc:  # one subscription's failure must not stop the run
             db.session.rollback()
             failed += 1
@@ -95,6 +92,20 @@ def execute(run_id: int) -> dict:
         run.errors = errors[-100:]
         run.finished_at = utcnow_naive()
     return {"invoices": created, "skipped": skipped, "failed": failed}
+
+
+def _bill_with_retry(sub_id: int, as_of: date, attempts: int = 3) -> int:
+    """A unique-key clash means another worker got there first: roll back and look
+    again (the subscription then shows what is left to bill, often nothing)."""
+    made = 0
+    for attempt in range(attempts):
+        try:
+            return made + bill_subscription(sub_id, as_of)
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == attempts - 1:
+                raise
+    return made
 
 
 def bill_subscription(sub_id: int, as_of: date) -> int:

@@ -9,6 +9,7 @@ the ledger, never stored.
 """
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +30,7 @@ from .context import party, provider_context
 from .errors import Conflict, ServiceError, ValidationError
 from .uow import after_commit, atomic
 
+log = logging.getLogger(__name__)
 UNPAID, PARTIALLY_PAID, PAID, CANCELLED = "unpaid", "partially_paid", "paid", "cancelled"
 STATUSES = (UNPAID, PARTIALLY_PAID, PAID, CANCELLED)
 STATUS_LABELS = {UNPAID: "Unpaid", PARTIALLY_PAID: "Partially paid", PAID: "Paid", CANCELLED: "Cancelled"}
@@ -177,9 +179,12 @@ def _announce(invoice_id: int) -> None:
     from . import notifications
 
     invoice = db.session.get(Invoice, invoice_id)
+    try:
+        notifications.invoice_message(invoice, template="invoice_issued")
+    except ValidationError as exc:
+        log.warning("invoice %s issued without e-mail: %s", invoice.number, exc.message)
     host().hooks(invoice.provider_id).kassa_invoice_issued(invoice=view(invoice),
                                                            ctx=provider_context(invoice.provider_id))
-    notifications.invoice_message(invoice, template="invoice_issued")
 
 
 # ------------------------------------------------------------------ status, derived from the ledger

@@ -6,20 +6,33 @@ any exception, so a failed request leaves the database as it was. Nested blocks
 """
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from ..extensions import db
 
+log = logging.getLogger(__name__)
 _DEPTH = "kassa_atomic_depth"
 
 
 _AFTER = "kassa_after_commit"
+_write_lock: ContextVar[bool] = ContextVar("kassa_write_lock", default=False)
+
+
+def wants_write_lock() -> bool:
+    return _write_lock.get()
 
 
 @contextmanager
 def atomic():
     session = db.session()
     depth = session.info.get(_DEPTH, 0)
+    token = None
+    if depth == 0 and session.get_bind().dialect.name == "sqlite":
+        if session.in_transaction() and not (session.new or session.dirty or session.deleted):
+            session.commit()  # end a read transaction so the write one can begin IMMEDIATE
+        token = _write_lock.set(True)
     session.info[_DEPTH] = depth + 1
     try:
         yield session
@@ -32,9 +45,21 @@ def atomic():
         raise
     finally:
         session.info[_DEPTH] = depth
+        if token is not None:
+            _write_lock.reset(token)
     if depth == 0:
         for callback in session.info.pop(_AFTER, []):
-            callback()
+            _run_after_commit(callback)
+
+
+def _run_after_commit(callback) -> None:
+    """The change is committed; a failing follow-up (a plugin's event hook, an
+    e-mail) is logged and must not turn the committed command into an error."""
+    try:
+        callback()
+    except Exception:
+        db.session.rollback()
+        log.exception("after-commit step %s failed", getattr(callback, "__qualname__", callback))
 
 
 def after_commit(callback) -> None:
@@ -42,7 +67,7 @@ def after_commit(callback) -> None:
     e-mails, jobs: nothing that must not happen if the change is rolled back)."""
     session = db.session()
     if session.info.get(_DEPTH, 0) == 0:
-        callback()
+        _run_after_commit(callback)
     else:
         session.info.setdefault(_AFTER, []).append(callback)
 

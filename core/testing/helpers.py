@@ -16,7 +16,8 @@ def isolated(call, *args, **kwargs):
     A request reuses an app context that is already pushed (the test's), which
     would share ``g`` (the signed-in user) and the database session between
     the test and every request. Hiding the test's context for the call keeps
-    them apart; afterwards the test's session forgets what it had loaded.
+    them apart; afterwards the test's session ends its transaction, so it sees
+    what the request wrote.
     """
     token = _cv_app.set(None)
     try:
@@ -24,7 +25,7 @@ def isolated(call, *args, **kwargs):
     finally:
         _cv_app.reset(token)
     if has_app_context():
-        db.session.expire_all()
+        db.session.commit()
     return response
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
