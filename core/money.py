@@ -83,6 +83,16 @@ def is_rounded(amount: Decimal, places: int) -> bool:
     return amount == amount.quantize(quantum(places), rounding=ROUNDING)
 
 
+def plain(amount: Decimal | None, places: int = 2) -> str | None:
+    """A Decimal as plain text with at least ``places`` decimals and no more than it
+    needs (100.000000 -> "100.00", 0.333333 -> "0.333333"); the value never changes."""
+    if amount is None:
+        return None
+    exponent = amount.normalize().as_tuple().exponent
+    needed = max(places, -exponent if isinstance(exponent, int) and exponent < 0 else 0)
+    return f"{amount.quantize(Decimal(1).scaleb(-needed)):f}"
+
+
 def format_money(amount: Decimal, currency: str, locale: str = "en", places: int | None = None) -> str:
     """Human formatting with the currency symbol, e.g. ₹20,06,000.50 for en_IN."""
     if places is None:

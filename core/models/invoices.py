@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from ..money import plain
 from .orgs import Organisation
 from .types import Amount
 
@@ -68,7 +69,7 @@ class Invoice(db.Model):
     @property
     def tax_rate_label(self) -> str:
         rates = sorted({t.rate for t in self.taxes})
-        return " + ".join(f"{r.normalize():f}%" for r in rates) if rates else "0%"
+        return " + ".join(f"{plain(r, 0)}%" for r in rates) if rates else "0%"
 
 
 class InvoiceLine(db.Model):

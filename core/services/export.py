@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from decimal import Decimal
 
 from sqlalchemy import and_, or_, select
 
 from ..extensions import db
-from ..models import Invoice, Organisation
-from . import invoice_queries, invoicing
+from ..models import Invoice
+from ..money import plain
+from . import invoice_queries, invoicing, settings
 
 BATCH = 2000
 COLUMNS = ("number", "organisation", "org_id", "kind", "issue_date", "due_date", "period_start", "period_end",
@@ -44,6 +46,7 @@ def rows(user, f: invoice_queries.InvoiceFilter) -> Iterator[str]:
         if not batch:
             break
         names = invoice_queries.org_names(batch)
+        places = settings.billing_settings(batch[0].provider_id).precision
         dues = invoicing.due_amounts(i.id for i in batch)
         tax_labels = _tax_labels(batch)
         for inv in batch:
@@ -51,8 +54,8 @@ def rows(user, f: invoice_queries.InvoiceFilter) -> Iterator[str]:
             writer.writerow([
                 neutralise(inv.number), neutralise(names.get(inv.org_id, "")), inv.org_id, inv.kind,
                 inv.issue_date, inv.due_date, inv.period_start or "", inv.period_end or "", inv.currency,
-                inv.subtotal, tax_labels.get(inv.id, "0%"), inv.tax_total, inv.total, due,
-                invoicing.status_of(inv, dues[inv.id])])
+                plain(inv.subtotal, places), tax_labels.get(inv.id, "0%"), plain(inv.tax_total, places),
+                plain(inv.total, places), plain(Decimal(due), places), invoicing.status_of(inv, dues[inv.id])])
         yield _drain(buffer)
         cursor = (batch[-1].issue_date, batch[-1].id)
         db.session.expunge_all()  # keep memory flat across batches
@@ -67,7 +70,7 @@ def _tax_labels(batch) -> dict[int, str]:
     for invoice_id, rate in db.session.execute(select(InvoiceTax.invoice_id, InvoiceTax.rate).where(
             InvoiceTax.invoice_id.in_([i.id for i in batch]))):
         labels.setdefault(invoice_id, set()).add(rate)
-    return {k: " + ".join(f"{r.normalize():f}%" for r in sorted(v)) for k, v in labels.items()}
+    return {k: " + ".join(f"{plain(r, 0)}%" for r in sorted(v)) for k, v in labels.items()}
 
 
 def _drain(buffer: io.StringIO) -> str:

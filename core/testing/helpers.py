@@ -22,6 +22,8 @@ def isolated(call, *args, **kwargs):
     token = _cv_app.set(None)
     try:
         response = call(*args, **kwargs)
+        response.was_streamed = response.is_streamed
+        response.get_data()  # run a streamed body now, inside the request's own contexts
     finally:
         _cv_app.reset(token)
     if has_app_context():

@@ -223,3 +223,39 @@ def register_plugin(app):
             return stack.enter_context(registered_plugin(app, plugin, name, enable_for))
 
         yield register
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_sink(app):
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps what it receives;
+    the app sends to it for the duration of the test."""
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
+            return "250 OK"
+
+    handler = Sink()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    previous = app.config.get("KASSA_SMTP_URL")
+    app.config["KASSA_SMTP_URL"] = f"smtp://127.0.0.1:{controller.port}"
+    try:
+        yield handler.messages
+    finally:
+        app.config["KASSA_SMTP_URL"] = previous
+        controller.stop()

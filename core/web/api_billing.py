@@ -10,6 +10,7 @@ from sqlalchemy import select
 from ..clock import today
 from ..extensions import db
 from ..models import BillingRun, Invoice, LedgerTransaction, Service, Subscription
+from ..money import plain
 from ..services import (billing_run, catalog, export, invoice_queries, invoicing, manual_invoices, notifications,
                         payments, scope, subscriptions, tax_rules, wallet)
 from ..services.errors import ValidationError
@@ -19,8 +20,9 @@ from .openapi import doc
 MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "A decimal amount as a string"}
 
 
-def money(value) -> str | None:
-    return None if value is None else f"{value:f}"
+def money(value, places: int = 2) -> str | None:
+    """Amounts leave the API as strings, never floats, at the billing precision or finer."""
+    return plain(value, places)
 
 
 # ------------------------------------------------------------------ catalogue
@@ -71,7 +73,7 @@ def subscription_json(s: Subscription) -> dict:
             "anchor_date": s.anchor_date.isoformat(), "next_period_start": s.next_period_start.isoformat(),
             "status": s.status, "trial_ends_on": s.trial_ends_on.isoformat() if s.trial_ends_on else None,
             "auto_deduction": s.auto_deduction, "cancelled_on": s.cancelled_on.isoformat() if s.cancelled_on else None,
-            "items": [{"id": i.id, "service_id": i.service_id, "service": i.service.name, "units": money(i.units),
+            "items": [{"id": i.id, "service_id": i.service_id, "service": i.service.name, "units": money(i.units, 0),
                        "unit_price": money(i.unit_price)} for i in s.items]}
 
 
@@ -176,10 +178,10 @@ def invoice_json(inv: Invoice, status: str | None = None, due=None, lines: bool 
             "subtotal": money(inv.subtotal), "tax_total": money(inv.tax_total), "total": money(inv.total),
             "amount_due": money(due), "tax_rate": inv.tax_rate_label if lines else None}
     if lines:
-        body["lines"] = [{"description": l.description, "quantity": money(l.quantity), "unit_price": money(l.unit_price),
+        body["lines"] = [{"description": l.description, "quantity": money(l.quantity, 0), "unit_price": money(l.unit_price),
                           "amount": money(l.amount), "tax": money(l.tax_amount), "tax_code": l.tax_code}
                          for l in inv.lines]
-        body["taxes"] = [{"name": t.name, "rate": money(t.rate), "taxable_amount": money(t.taxable_amount),
+        body["taxes"] = [{"name": t.name, "rate": money(t.rate, 0), "taxable_amount": money(t.taxable_amount),
                           "amount": money(t.amount)} for t in inv.taxes]
         body["tax_note"] = inv.tax_note
     return body
@@ -279,7 +281,7 @@ def invoice_resend(invoice_id: int):
 
 
 def rule_json(r) -> dict:
-    return {"id": r.id, "name": r.name, "country": r.country, "rate": money(r.rate), "status": r.status}
+    return {"id": r.id, "name": r.name, "country": r.country, "rate": money(r.rate, 0), "status": r.status}
 
 
 RULE_INPUT = {"type": "object", "required": ["name", "country", "rate"], "properties": {
