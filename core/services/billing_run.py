@@ -11,7 +11,7 @@ back.
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import or_, select
@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ..clock import today, utcnow_naive
 from ..extensions import db
 from ..models import BillingRun, Organisation, Subscription, UnitChange
-from ..money import round_money
+from ..money import plain, round_money
 from . import audit, invoicing, settings
 from .errors import Conflict
 from .invoicing import DraftLine
@@ -30,10 +30,12 @@ from .uow import atomic
 log = logging.getLogger(__name__)
 BILLABLE = ("active", "suspended", "cancelled", "trial")
 PROGRESS_EVERY = 50
+ONE_DAY = timedelta(days=1)
 
 
-def start(actor, provider_id: int, as_of: date | None = None) -> BillingRun:
-    """Queue a run (console button, CLI, schedule). One run at a time per provider."""
+def start(actor, provider_id: int, as_of: date | None = None, *, background: bool = True) -> BillingRun:
+    """Queue a run (console button, schedule), or with ``background=False`` run it
+    here (CLI, demo). One run at a time per provider."""
     from ..jobs import enqueue
 
     busy = db.session.scalar(select(BillingRun.id).where(BillingRun.provider_id == provider_id,
@@ -48,7 +50,10 @@ def start(actor, provider_id: int, as_of: date | None = None) -> BillingRun:
         if actor is not None:
             audit.record(actor, "billing.run", run, provider_id=provider_id, summary=f"as of {run.as_of}")
     run_id = run.id
-    enqueue("kassa.jobs.tasks.run_billing", run_id)
+    if background:
+        enqueue("kassa.jobs.tasks.run_billing", run_id)
+    else:
+        execute(run_id)
     return db.session.get(BillingRun, run_id, populate_existing=True)  # the job may have run already
 
 
@@ -156,8 +161,8 @@ def period_lines(sub: Subscription, start: date, end: date, stop: date) -> list[
         if units_at_start:
             share = day_fraction(start, stop, period)
             lines.append(DraftLine(
-                description=f"{service.name} ({label} {start:%d %b %Y} – {end:%d %b %Y})" +
-                            (f", to {stop:%d %b %Y}" if stop < end else ""),
+                description=f"{service.name} ({label} {start:%d %b %Y} – {end - ONE_DAY:%d %b %Y})" +
+                            (f", cancelled from {stop:%d %b %Y}" if stop < end else ""),
                 quantity=units_at_start, unit_price=period_price,
                 amount=round_money(units_at_start * period_price * share, precision), taxable=service.taxable,
                 tax_code=service.tax_code, service_id=service.id, period_start=start, period_end=stop))
@@ -167,7 +172,7 @@ def period_lines(sub: Subscription, start: date, end: date, stop: date) -> list[
             delta = change.new_units - change.old_units
             share = day_fraction(change.effective_on, stop, period)
             lines.append(DraftLine(
-                description=f"{service.name}: {change.old_units.normalize():f} → {change.new_units.normalize():f} "
+                description=f"{service.name}: {plain(change.old_units, 0)} → {plain(change.new_units, 0)} "
                             f"units from {change.effective_on:%d %b %Y} (prorated {(stop - change.effective_on).days}"
                             f"/{(end - start).days} days)",
                 quantity=delta, unit_price=period_price, amount=round_money(delta * period_price * share, precision),

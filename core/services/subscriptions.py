@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from ..clock import today, utcnow_naive
 from ..extensions import db
+from ..money import plain
 from ..models import CYCLES, Organisation, Subscription, SubscriptionItem, UnitChange
 from ..plugins import host
 from . import audit, catalog, scope, settings
@@ -119,7 +120,7 @@ def change_units(actor, item: SubscriptionItem, units) -> UnitChange | None:
         db.session.add(change)
         db.session.flush()
         audit.record(actor, "subscription.units", sub, org_id=sub.org_id,
-                     summary=f"{item.service.name}: {change.old_units.normalize()} → {new_units.normalize()} "
+                     summary=f"{item.service.name}: {plain(change.old_units, 0)} → {plain(new_units, 0)} "
                              f"from {effective}")
     return change
 

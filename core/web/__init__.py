@@ -1,7 +1,7 @@
 """Blueprints, error handling, security headers and template helpers."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from flask import g, jsonify, render_template, request
@@ -9,7 +9,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
 from ..extensions import db, login_manager
-from ..money import format_money
+from ..money import format_money, plain
 from ..permissions import ROLE_LABELS, can
 from ..services.errors import ServiceError
 from .menu import menu_for
@@ -71,6 +71,8 @@ def init_web(app) -> None:
     app.jinja_env.filters["money"] = lambda amount, currency, places=None, locale=None: format_money(
         amount, currency, locale=locale or _locale(), places=places)
     app.jinja_env.filters["localtime"] = _localtime
+    app.jinja_env.filters["plain"] = plain
+    app.jinja_env.filters["last_day"] = lambda end: end - timedelta(days=1) if end else end
     app.jinja_env.globals.update(can=can, role_label=lambda r: ROLE_LABELS.get(r, r))
 
     @app.context_processor

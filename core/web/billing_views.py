@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ..clock import today
 from ..extensions import db
+from ..money import plain
 from ..models import BillingRun, LedgerTransaction, Organisation, Subscription
 from ..services import (billing_run, export, invoice_queries, invoicing, manual_invoices, notifications, payments,
                         scope, settings, tax_rules, wallet)
@@ -196,7 +197,7 @@ def tax_rule_edit(rule_id: int | None = None):
     form = TaxRuleForm(obj=rule)
     if rule is not None and request.method == "GET":
         form.status.data = rule.status
-        form.rate.data = f"{rule.rate.normalize():f}"
+        form.rate.data = plain(rule.rate, 0)
     status = 200
     if form.validate_on_submit():
         try:

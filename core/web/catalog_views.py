@@ -6,6 +6,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
+from ..money import plain
 from ..models import CATEGORIES, CYCLES, Organisation, Subscription
 from ..services import catalog, invoice_queries, scope, settings, subscriptions
 from ..services.errors import NotFound, ServiceError
@@ -52,7 +53,7 @@ def service_edit(service_id: int | None = None):
         data = {k: getattr(service, k) for k in ("code", "name", "category", "unit", "description", "tax_code",
                                                  "taxable", "active")}
         price = service.price(bs.currency)
-        data["prices"] = {bs.currency: f"{price.normalize():f}" if price is not None else ""}
+        data["prices"] = {bs.currency: plain(price, bs.precision) if price is not None else ""}
     else:
         data = {"taxable": True, "active": True, "prices": {}}
     return render_template("catalog/service_form.html", service=service, data=data, errors=errors, bs=bs,
