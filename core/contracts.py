@@ -247,6 +247,15 @@ class RendererInfo(_Contract):
 
 
 @dataclass(frozen=True)
+class ExportInfo(_Contract):
+    id: str
+    name: str
+    media_type: str
+    extension: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class InvoiceLineView(_Contract):
     description: str
     quantity: Decimal
@@ -275,8 +284,13 @@ class InvoiceView(_Contract):
     amount_paid: Decimal = Decimal(0)
     tax_breakup: tuple[TaxComponent, ...] = ()
     period_start: date | None = None
-    period_end: date | None = None
+    period_end: date | None = None  # exclusive
     notes: str = ""
+    tax_note: str = ""  # printed with the tax (e.g. an export under LUT)
+    tax_engine: str = ""
+    tax_details: Mapping[str, str] = field(default_factory=dict)  # what the tax engine recorded (place of supply, ...)
+    kind: str = "recurring"
+    cancelled: bool = False
 
     @property
     def amount_due(self) -> Decimal:

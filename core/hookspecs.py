@@ -36,6 +36,10 @@ class GatewayHooks:
         """Refund ``refund`` (:class:`RefundRequest`, carrying its idempotency key); return a :class:`GatewayResult`."""
 
     @hookspec(firstresult=True)
+    def kassa_gateway_complete(self, gateway, settings, reference, params):
+        """Finish a hosted payment when the buyer comes back from the gateway's page (``params``: what the gateway sent back, which the plugin verifies); return a :class:`GatewayResult`."""
+
+    @hookspec(firstresult=True)
     def kassa_gateway_lookup(self, gateway, settings, idempotency_key, reference):
         """Ask the gateway what became of an earlier call (reconciliation); return a :class:`GatewayResult` or ``None`` if unknown."""
 
@@ -78,6 +82,14 @@ class RendererHooks:
     @hookspec(firstresult=True)
     def kassa_render_invoice(self, renderer, invoice, context, ctx):
         """Render ``invoice`` with renderer id ``renderer`` and the merged ``context``; return a :class:`RenderedDocument`."""
+
+    @hookspec
+    def kassa_invoice_exports(self):
+        """Return a list of :class:`ExportInfo`: reports over many invoices (a tax return, an ERP file); ids unique."""
+
+    @hookspec(firstresult=True)
+    def kassa_export_invoices(self, export, invoices, period_start, period_end, ctx):
+        """Build export ``export`` from ``invoices`` (:class:`InvoiceView` list, issued in ``[period_start, period_end)``); return a :class:`RenderedDocument`."""
 
 
 class DunningHooks:
@@ -143,6 +155,7 @@ LISTING_HOOKS = {
     "kassa_gateways": ("gateway", "id"),
     "kassa_tax_engines": ("tax engine", "id"),
     "kassa_renderers": ("renderer", "id"),
+    "kassa_invoice_exports": ("invoice export", "id"),
     "kassa_dunning_phases": ("dunning phase", "key"),
 }
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from kassa import hookspecs
-from kassa.contracts import (ChargeRequest, ContractError, DunningCase, DunningPhase, GatewayEvent, GatewayInfo,
+from kassa.contracts import (ChargeRequest, ContractError, DunningCase, DunningPhase, ExportInfo, GatewayEvent,
+                             GatewayInfo,
                              GatewayResult, InvoiceView, Party, PaymentView, ProviderContext, RefundRequest,
                              RenderedDocument, RendererInfo, ResourceView, SavedMethod, SaveMethodRequest,
                              ScheduledJob, SubscriptionView, TaxComponent, TaxDraft, TaxDraftLine, TaxEngineInfo,
@@ -55,6 +56,14 @@ class Everything:
         if gateway != "fake":
             return None
         return GatewayResult(status="succeeded", reference="re_1", amount=refund.amount, currency=refund.currency)
+
+    @hookimpl
+    def kassa_gateway_complete(self, gateway, settings, reference, params):
+        if gateway != "fake":
+            return None
+        if params.get("approved") != "yes":
+            return GatewayResult(status="declined", reference=reference, decline_reason="buyer cancelled")
+        return GatewayResult(status="succeeded", reference=reference)
 
     @hookimpl
     def kassa_gateway_lookup(self, gateway, settings, idempotency_key, reference):
@@ -108,6 +117,17 @@ class Everything:
         if renderer != "txt":
             return None
         return RenderedDocument(content=invoice.number.encode(), media_type="text/plain", filename="x.txt")
+
+    @hookimpl
+    def kassa_invoice_exports(self):
+        return [ExportInfo(id="numbers", name="Invoice numbers", media_type="text/plain", extension="txt")]
+
+    @hookimpl
+    def kassa_export_invoices(self, export, invoices, period_start, period_end, ctx):
+        if export != "numbers":
+            return None
+        text = f"{period_start}..{period_end}: " + ",".join(i.number for i in invoices)
+        return RenderedDocument(content=text.encode(), media_type="text/plain", filename="numbers.txt")
 
     @hookimpl
     def kassa_dunning_phases(self):
@@ -179,6 +199,10 @@ def test_gateway_hooks(fake, provider):
         idempotency_key="r1", charge_reference="ch_1", amount=Decimal("1"), currency="INR")).status == "succeeded"
     assert hooks.kassa_gateway_save_method(gateway="fake", settings={}, request=SaveMethodRequest(
         idempotency_key="s1", org=BUYER, token="tok")).last4 == "4242"
+    assert hooks.kassa_gateway_complete(gateway="fake", settings={}, reference="o_1",
+                                        params={"approved": "yes"}).status == "succeeded"
+    assert hooks.kassa_gateway_complete(gateway="fake", settings={}, reference="o_1",
+                                        params={}).decline_reason == "buyer cancelled"
     assert hooks.kassa_gateway_lookup(gateway="fake", settings={}, idempotency_key="k",
                                       reference="ch_1").status == "pending"
     assert hooks.kassa_gateway_verify(gateway="fake", settings={"key": "good"}).ok
@@ -213,6 +237,25 @@ def test_renderer_hooks(fake, provider):
     assert {"fake": {"number_upper": "INV-1"}} in blocks
     doc = hooks.kassa_render_invoice(renderer="txt", invoice=INVOICE, context={}, ctx=CTX)
     assert doc.content == b"INV-1"
+
+
+def test_invoice_export_hooks(fake, provider, admin, customer, api):
+    from kassa.services import manual_invoices
+
+    hooks = host().hooks(provider.id)
+    assert [e.id for es in hooks.kassa_invoice_exports() for e in es] == ["numbers"]
+    doc = hooks.kassa_export_invoices(export="numbers", invoices=[INVOICE], period_start=date(2026, 1, 1),
+                                      period_end=date(2026, 2, 1), ctx=CTX)
+    assert doc.content == b"2026-01-01..2026-02-01: INV-1"
+    manual_invoices.create(admin, {"org_id": customer.id, "issue_date": "2026-01-05", "due_date": "2026-01-20",
+                                   "period_from": "2026-01-01", "period_to": "2026-01-31",
+                                   "items": [{"description": "x", "quantity": "1", "unit_price": "1"}]})
+    client = api(admin)
+    assert client.get("/api/v1/exports").get_json()["items"][0]["id"] == "numbers"
+    body = client.get("/api/v1/exports/numbers?month=2026-01").get_data(as_text=True)
+    assert body == "2026-01-01..2026-02-01: INV-000001"
+    assert client.get("/api/v1/exports/numbers?month=jan").status_code == 422
+    assert client.get("/api/v1/exports/nope?month=2026-01").status_code == 404
 
 
 def test_dunning_hooks(fake, provider):

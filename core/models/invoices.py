@@ -53,6 +53,7 @@ class Invoice(db.Model):
     total: Mapped[Decimal] = mapped_column(Amount)
     tax_engine: Mapped[str] = mapped_column(String(40), default="")
     tax_note: Mapped[str] = mapped_column(String(500), default="")
+    tax_details: Mapped[dict] = mapped_column(db.JSON, default=dict)
     notes: Mapped[str] = mapped_column(String(1000), default="")
     seller_snapshot: Mapped[dict] = mapped_column(db.JSON)
     buyer_snapshot: Mapped[dict] = mapped_column(db.JSON)

@@ -75,7 +75,7 @@ def _quote_tax(provider: Organisation, buyer: Organisation, lines: list[DraftLin
                                                       ctx=provider_context(provider.id))
     per_line: dict[str, tuple[TaxComponent, ...]] = {}
     if quote is None:
-        return per_line, "", ""
+        return per_line, "", "", {}
     keys = {d.key for d in draft.lines}
     for line_quote in quote.lines:
         if line_quote.key not in keys:
@@ -84,7 +84,7 @@ def _quote_tax(provider: Organisation, buyer: Organisation, lines: list[DraftLin
             if not isinstance(c.amount, Decimal) or not is_rounded(c.amount, precision):
                 raise ServiceError(f"Tax engine {quote.engine} returned {c.amount!r}, not rounded to {precision} places.")
         per_line[line_quote.key] = line_quote.components
-    return per_line, quote.engine, quote.note
+    return per_line, quote.engine, quote.note, {str(k): str(v) for k, v in (quote.details or {}).items()}
 
 
 def issue(*, provider: Organisation, buyer: Organisation, lines: list[DraftLine], issue_date: date,
@@ -102,7 +102,7 @@ def issue(*, provider: Organisation, buyer: Organisation, lines: list[DraftLine]
     if due_date < issue_date:
         raise ValidationError("The due date is before the issue date.", {"due_date": "On or after the issue date."})
     with atomic():
-        tax_by_line, engine, note = _quote_tax(provider, buyer, lines, currency, precision, issue_date)
+        tax_by_line, engine, note, tax_details = _quote_tax(provider, buyer, lines, currency, precision, issue_date)
         subtotal = sum((l.amount for l in lines), Decimal(0))
         breakup: dict[tuple[str, Decimal], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
         line_tax: list[Decimal] = []
@@ -119,7 +119,8 @@ def issue(*, provider: Organisation, buyer: Organisation, lines: list[DraftLine]
             provider_id=provider.id, org_id=buyer.id, subscription_id=subscription_id, sequence=sequence,
             number=number, kind=kind, billing_key=billing_key, currency=currency, issue_date=issue_date,
             due_date=due_date, period_start=period_start, period_end=period_end, subtotal=subtotal,
-            tax_total=tax_total, total=total, tax_engine=engine, tax_note=note[:500], notes=notes[:1000],
+            tax_total=tax_total, total=total, tax_engine=engine, tax_note=note[:500], tax_details=tax_details,
+            notes=notes[:1000],
             seller_snapshot=_snapshot(party(provider)), buyer_snapshot=_snapshot(party(buyer)),
             created_by_id=getattr(actor, "id", None), created_at=utcnow_naive(),
         )
@@ -262,7 +263,9 @@ def view(invoice: Invoice) -> InvoiceView:
         subtotal=invoice.subtotal, tax_total=invoice.tax_total, total=invoice.total,
         amount_paid=amount_paid(invoice),
         tax_breakup=tuple(TaxComponent(name=t.name, rate=t.rate, amount=t.amount) for t in invoice.taxes),
-        period_start=invoice.period_start, period_end=invoice.period_end, notes=invoice.tax_note or invoice.notes,
+        period_start=invoice.period_start, period_end=invoice.period_end, notes=invoice.notes,
+        tax_engine=invoice.tax_engine, tax_note=invoice.tax_note, tax_details=dict(invoice.tax_details or {}),
+        kind=invoice.kind, cancelled=invoice.cancelled_at is not None,
     )
 
 

@@ -397,3 +397,28 @@ def wallet_move(org_id: int):
                       data.get("description", ""), data.get("idempotency_key"))
     return jsonify({"transaction": txn_json(txn), "wallet": money(wallet.balance(org)),
                     "organisation": org_json(org)}), 201
+
+
+# ------------------------------------------------------------------ exports
+
+
+@bp.get("/exports")
+@allow("billing.view", kinds=("provider",))
+@doc("Invoice exports the enabled plugins offer (tax returns, ERP files)")
+def exports_list():
+    from ..services import exports
+
+    return jsonify({"items": [{"id": e.id, "name": e.name, "media_type": e.media_type, "extension": e.extension,
+                               "description": e.description} for e in exports.available(current_user.org_id).values()]})
+
+
+@bp.get("/exports/<export_id>")
+@allow("billing.view", kinds=("provider",))
+@doc("Download an export for a month", query={"month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}},
+     response={"type": "string", "format": "binary"})
+def export_download(export_id: str):
+    from ..services import exports
+
+    document = exports.run(current_user.org_id, export_id, request.args.get("month", ""))
+    return Response(document.content, mimetype=document.media_type,
+                    headers={"Content-Disposition": f"attachment; filename={document.filename}"})

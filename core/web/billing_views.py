@@ -153,6 +153,32 @@ def _manual_invoice_data(form) -> dict:
             "notes": form.get("notes"), "reference": form.get("reference")}
 
 
+# ------------------------------------------------------------ exports
+
+
+@bp.get("/exports")
+@require("billing.view", kinds=("provider",))
+def export_list():
+    from ..services import exports
+
+    return render_template("billing/exports.html", exports=exports.available(current_user.org_id),
+                           month=today().strftime("%Y-%m"))
+
+
+@bp.get("/exports/<export_id>")
+@require("billing.view", kinds=("provider",))
+def export_download(export_id: str):
+    from ..services import exports
+
+    try:
+        document = exports.run(current_user.org_id, export_id, request.args.get("month", ""))
+    except ServiceError as exc:
+        _flash_error(exc)
+        return redirect(url_for("billing.export_list"))
+    return Response(document.content, mimetype=document.media_type,
+                    headers={"Content-Disposition": f"attachment; filename={document.filename}"})
+
+
 # ------------------------------------------------------------ billing runs
 
 

@@ -22,6 +22,7 @@ MENU = (
         Entry("Invoices", "billing.invoices", "billing.view"),
         Entry("Credit Card Status", "payments.credit_card_status", "billing.view", ("provider", "reseller")),
         Entry("Transaction Logs", "billing.transaction_logs", "billing.view"),
+        Entry("Exports", "billing.export_list", "billing.view", ("provider",)),
     )),
     ("Manage", (
         Entry("Organisations", "console.organisations", "orgs.view", ("provider", "reseller")),
