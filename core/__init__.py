@@ -67,6 +67,7 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across crashes of the app, not of the OS
         cur.execute("PRAGMA busy_timeout=10000")
         cur.close()
 

@@ -21,16 +21,27 @@ class WebhookSignatureError(Exception):
     """Raised by a gateway's webhook hook when the signature does not verify."""
 
 
+class GatewayDeclined(Exception):
+    """Raised by a gateway hook when the gateway refused a request outright (a card
+    that cannot be saved, say); the message is the gateway's, shown to the user."""
+
+
 class GatewayUnavailable(Exception):
     """Raised by a gateway hook when the gateway could not be reached or timed out;
     the outcome of the call is unknown and must be reconciled, never retried blindly."""
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _no_float(obj) -> None:
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, float):
-            raise ContractError(f"{type(obj).__name__}.{f.name} is a float; money is Decimal.")
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(obj))
+    for name in names:
+        if isinstance(getattr(obj, name), float):
+            raise ContractError(f"{cls.__name__}.{name} is a float; money is Decimal.")
 
 
 class _Contract:

@@ -17,7 +17,7 @@ from importlib import import_module
 from importlib.metadata import entry_points, version as dist_version
 
 import pluggy
-from flask import current_app, g, has_request_context
+from flask import current_app
 
 from . import hookspecs
 
@@ -30,6 +30,10 @@ BUILTINS = (
     ("builtin.maintenance", "kassa.builtin.maintenance", True),
     ("builtin.tax_rules", "kassa.builtin.tax_rules", False),
     ("builtin.billing", "kassa.builtin.billing", True),
+    ("builtin.payments", "kassa.builtin.payments", True),
+    ("builtin.pdf", "kassa.builtin.pdf_renderer", False),
+    ("builtin.csv", "kassa.builtin.csv_renderer", False),
+    ("builtin.email", "kassa.builtin.email", False),
 )
 
 
@@ -139,21 +143,25 @@ class PluginHost:
         """The hook relay for a provider: disabled plugins are left out of every call."""
         if provider_id is None:
             return self.pm.hook
-        enabled = self.enabled_names(provider_id)
-        remove = [self.pm.get_plugin(n) for n in self.records if n not in enabled and self.pm.get_plugin(n)]
-        return _Relay(self.pm, remove)
+        from .services.cache import memo
+
+        def relay():
+            enabled = self.enabled_names(provider_id)
+            remove = [self.pm.get_plugin(n) for n in self.records if n not in enabled and self.pm.get_plugin(n)]
+            return _Relay(self.pm, remove)
+
+        return memo(("plugins", "relay", provider_id), relay)
 
     def enabled_names(self, provider_id: int) -> set[str]:
-        cache = g.setdefault("_kassa_enabled", {}) if has_request_context() else {}
-        if provider_id not in cache:
-            from .services.plugin_settings import enabled_plugin_names
+        from .services.cache import memo
+        from .services.plugin_settings import enabled_plugin_names
 
-            cache[provider_id] = enabled_plugin_names(provider_id, self)
-        return cache[provider_id]
+        return memo(("plugins", provider_id), lambda: enabled_plugin_names(provider_id, self))
 
     def forget_cache(self) -> None:
-        if has_request_context():
-            g.pop("_kassa_enabled", None)
+        from .services.cache import forget
+
+        forget("plugins", "context")
 
     def owner(self, hook_name: str, item_id: str) -> str | None:
         attr = hookspecs.LISTING_HOOKS[hook_name][1]
@@ -168,14 +176,19 @@ class PluginHost:
 
 
 class _Relay:
+    """The hooks of one provider: each hook caller leaves out the disabled plugins."""
+
     def __init__(self, pm: pluggy.PluginManager, remove: list):
         self._pm = pm
         self._remove = remove
+        self._callers: dict = {}
 
     def __getattr__(self, name: str):
         if not self._remove:
             return getattr(self._pm.hook, name)
-        return self._pm.subset_hook_caller(name, remove_plugins=self._remove)
+        if name not in self._callers:
+            self._callers[name] = self._pm.subset_hook_caller(name, remove_plugins=self._remove)
+        return self._callers[name]
 
 
 def _dist_version(name: str) -> str:

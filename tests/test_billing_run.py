@@ -73,8 +73,7 @@ def test_two_runs_at_once_never_duplicate(app, db, clock, admin, customer, make_
     at(clock, date(2026, 4, 10))
     run_ids = []
     for _ in range(2):
-        r = BillingRun(provider_id=admin.org_id, as_of=date(2026, 4, 10), status="queued", created_at=datetime.now(),
-                       errors=[])
+        r = BillingRun(provider_id=admin.org_id, as_of=date(2026, 4, 10), status="queued", created_at=datetime.now())
         db.session.add(r)
         db.session.commit()
         run_ids.append(r.id)
@@ -242,7 +241,7 @@ def test_a_failure_half_way_costs_only_that_subscription(db, clock, admin, custo
     at(clock, date(2026, 2, 5))
     result = run(admin)
     assert (result.invoices_created, result.failed) == (2, 1)
-    assert "tax service down" in result.errors[0]["error"]
+    assert "tax service down" in result.errors[0].error
     assert [i.number for i in invoices(db)] == ["INV-000001", "INV-000002"]  # no number lost
 
 
@@ -284,7 +283,7 @@ def test_billing_run_api_and_one_at_a_time(db, clock, admin, customer, api):
     body = client.get(f"/api/v1/billing/runs/{started.get_json()['id']}").get_json()
     assert body["status"] == "finished" and body["invoices_created"] == 1
     queued = BillingRun(provider_id=admin.org_id, as_of=date(2026, 2, 5), status="running",
-                        created_at=datetime.now(), errors=[])
+                        created_at=datetime.now())
     db.session.add(queued)
     db.session.commit()
     assert client.post("/api/v1/billing/runs").status_code == 409

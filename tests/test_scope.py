@@ -82,3 +82,23 @@ def test_sub_admin_gets_only_what_was_delegated(world, reseller, reseller_admin,
         users.set_privileges(sub, sub, ["orgs.view", "orgs.manage"])
     users.set_privileges(reseller_admin, sub, ["orgs.view", "orgs.manage"])
     assert c.get("/organisations/new").status_code == 200
+
+
+def test_gstin_is_checked_and_its_state_must_match(db, admin, provider, api):
+    from kassa.services import plugin_settings
+
+    plugin_settings.set_enabled(admin, "tax_india_gst", True)
+    client = api(admin)
+    bad = client.post("/api/v1/organisations", json={"name": "X", "country": "IN", "state": "Karnataka",
+                                                     "tax_id": "27AAPFU0939F1ZX"})
+    assert bad.status_code == 422 and "tax_id" in bad.get_json()["error"]["fields"]
+    wrong_state = client.post("/api/v1/organisations", json={"name": "X", "country": "IN", "state": "Karnataka",
+                                                             "tax_id": "27aapfu0939f1zv"})
+    assert wrong_state.status_code == 422
+    assert "Maharashtra" in wrong_state.get_json()["error"]["fields"]["state"]
+    ok = client.post("/api/v1/organisations", json={"name": "X", "country": "IN", "state": "MH",
+                                                    "tax_id": "27aapfu0939f1zv"}).get_json()
+    assert ok["tax_id"] == "27AAPFU0939F1ZV"
+    filled = client.post("/api/v1/organisations", json={"name": "Y", "country": "IN",
+                                                        "tax_id": "27AAPFU0939F1ZV"}).get_json()
+    assert filled["state"] == "Maharashtra"

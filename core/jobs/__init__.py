@@ -40,12 +40,15 @@ def rq_queue(app=None):
     return Queue(QUEUE_NAME, connection=redis_connection(app.config["KASSA_REDIS_URL"]))
 
 
-def enqueue(func_path: str, *args, job_id: str | None = None, **kwargs):
-    """Queue ``func_path(*args, **kwargs)`` to run inside the app context."""
+def enqueue(func_path: str, *args, job_id: str | None = None, retry=None, **kwargs):
+    """Queue ``func_path(*args, **kwargs)`` to run inside the app context.
+
+    ``retry`` (an ``rq.Retry``) makes RQ run a failed job again on its schedule;
+    without Redis there is no queue to retry from and it is ignored."""
     resolve(func_path)  # fail now, in the caller, on a wrong path
     app = current_app._get_current_object()
     if app.config.get("KASSA_REDIS_URL"):
-        return rq_queue(app).enqueue(func_path, *args, job_id=job_id, **kwargs)
+        return rq_queue(app).enqueue(func_path, *args, job_id=job_id, retry=retry, **kwargs)
     if app.config.get("KASSA_JOBS_SYNC"):
         return run_job(app, func_path, args, kwargs)
     app.extensions["kassa_jobs"].submit(func_path, args, kwargs)

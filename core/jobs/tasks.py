@@ -36,3 +36,36 @@ def scheduled_billing() -> list[int]:
         except Conflict:
             continue
     return started
+
+
+def deliver_emails(message_ids: list[int]) -> dict:
+    """Deliver a batch of queued messages; one failure does not stop the others
+    (a failed message keeps its attempt count and error, and stays queued)."""
+    from ..services import notifications
+
+    sent = failed = 0
+    for message_id in message_ids:
+        try:
+            notifications.deliver(message_id)
+            sent += 1
+        except Exception:
+            failed += 1
+    return {"sent": sent, "failed": failed}
+
+
+def run_billing_chunk(run_id: int, subscription_ids: list[int]) -> dict:
+    from ..services import billing_run
+
+    return billing_run.run_chunk(run_id, subscription_ids)
+
+
+def auto_deduct(invoice_ids: list[int]) -> dict:
+    from ..services import charges
+
+    return charges.auto_deduct(invoice_ids)
+
+
+def reconcile_payments() -> int:
+    from ..services import charges
+
+    return charges.reconcile()

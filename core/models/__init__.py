@@ -1,9 +1,11 @@
 """All models, one module per aggregate. Import from here."""
 from .audit import AuditEvent
 from .catalog import CATEGORIES, Service, ServicePrice
-from .invoices import BillingRun, Invoice, InvoiceLine, InvoiceSequence, InvoiceTax
+from .documents import DocumentTemplate, InvoiceDocument
+from .invoices import BillingRun, BillingRunError, Invoice, InvoiceLine, InvoiceSequence, InvoiceTax
 from .ledger import Account, LedgerEntry, LedgerTransaction
 from .orgs import CUSTOMER, ORG_KINDS, PROVIDER, RESELLER, Organisation
+from .payments import CardExemption, CardSettings, Payment, PaymentMethod, WebhookEvent
 from .notifications import OutboxMessage
 from .settings import BillingSettings, PluginState
 from .subscriptions import CYCLES, Subscription, SubscriptionItem, UnitChange
@@ -11,8 +13,9 @@ from .tax import TaxRule
 from .users import ApiToken, LoginAttempt, User
 
 __all__ = [
-    "BillingRun", "CATEGORIES", "CYCLES", "Invoice", "InvoiceLine", "InvoiceSequence", "InvoiceTax",
+    "BillingRun", "BillingRunError", "CATEGORIES", "CYCLES", "Invoice", "InvoiceLine", "InvoiceSequence", "InvoiceTax",
     "OutboxMessage", "Service", "ServicePrice", "Subscription", "SubscriptionItem", "TaxRule", "UnitChange",
+    "CardExemption", "CardSettings", "Payment", "PaymentMethod", "WebhookEvent",
     "Account", "ApiToken", "AuditEvent", "BillingSettings", "CUSTOMER", "LedgerEntry",
     "LedgerTransaction", "LoginAttempt", "ORG_KINDS", "Organisation", "PROVIDER",
     "PluginState", "RESELLER", "User",

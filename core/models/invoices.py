@@ -123,7 +123,20 @@ class BillingRun(db.Model):
     invoices_created: Mapped[int] = mapped_column(default=0)
     skipped: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
-    errors: Mapped[list] = mapped_column(db.JSON, default=list)
     triggered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+    errors: Mapped[list["BillingRunError"]] = relationship(order_by="BillingRunError.id")
+
+
+class BillingRunError(db.Model):
+    """Why a subscription could not be billed in a run (the run goes on without it)."""
+
+    __tablename__ = "billing_run_errors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("billing_runs.id"), index=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))
+    error: Mapped[str] = mapped_column(String(500))
+    at: Mapped[datetime]

@@ -4,14 +4,15 @@ from __future__ import annotations
 from ..clock import now
 from ..contracts import Party, ProviderContext
 from . import plugin_settings, settings
+from .cache import memo
 
 
 def provider_context(provider_id: int) -> ProviderContext:
-    bs = settings.billing_settings(provider_id)
-    return ProviderContext(
-        provider_id=provider_id, currency=bs.currency, precision=bs.precision, now=now(),
-        settings=plugin_settings.public_settings_by_plugin(provider_id),
-    )
+    """Settings are read once per request or job; ``now`` is the clock's now."""
+    config = settings.config(provider_id)
+    public = memo(("context", provider_id), lambda: plugin_settings.public_settings_by_plugin(provider_id))
+    return ProviderContext(provider_id=provider_id, currency=config.currency, precision=config.precision, now=now(),
+                           settings=public)
 
 
 def party(org) -> Party:

@@ -10,8 +10,6 @@ the ledger, never stored.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -19,16 +17,14 @@ from sqlalchemy import and_, event, func, select
 from sqlalchemy.orm import Session
 
 from ..clock import utcnow_naive
-from ..contracts import InvoiceLineView, InvoiceView, Party, TaxComponent, TaxDraft, TaxDraftLine
+from ..contracts import InvoiceLineView, InvoiceView, Party, TaxComponent
 from ..extensions import db
-from ..models import (Account, Invoice, InvoiceLine, InvoiceSequence, InvoiceTax, LedgerEntry, LedgerTransaction,
-                      Organisation)
-from ..money import is_rounded
-from ..plugins import host
-from . import audit, ledger, settings
-from .context import party, provider_context
+from ..models import Account, Invoice, InvoiceLine, InvoiceTax, LedgerEntry, LedgerTransaction, Organisation
+from . import audit, issuing, ledger, settings
+from .context import party
 from .errors import Conflict, ServiceError, ValidationError
-from .uow import after_commit, atomic
+from .issuing import DraftLine
+from .uow import atomic
 
 log = logging.getLogger(__name__)
 UNPAID, PARTIALLY_PAID, PAID, CANCELLED = "unpaid", "partially_paid", "paid", "cancelled"
@@ -37,155 +33,39 @@ STATUS_LABELS = {UNPAID: "Unpaid", PARTIALLY_PAID: "Partially paid", PAID: "Paid
 MUTABLE_AFTER_ISSUE = {"cancelled_at", "cancelled_by_id", "cancel_reason"}
 
 
-@dataclass(frozen=True)
-class DraftLine:
-    description: str
-    quantity: Decimal
-    unit_price: Decimal
-    amount: Decimal  # already rounded to the billing precision
-    taxable: bool = True
-    tax_code: str = ""
-    service_id: int | None = None
-    period_start: date | None = None
-    period_end: date | None = None
-    unit_change_id: int | None = None
-
-
-# ------------------------------------------------------------------ issuing
-
-
-def _next_number(provider_id: int, prefix: str) -> tuple[int, str]:
-    """Take the next number; the row lock serialises concurrent issuers and a
-    rollback returns the number, so the sequence has no gaps."""
-    seq = db.session.scalar(select(InvoiceSequence).filter_by(provider_id=provider_id).with_for_update())
-    if seq is None:
-        seq = InvoiceSequence(provider_id=provider_id, last_number=0)
-        db.session.add(seq)
-    seq.last_number += 1
-    db.session.flush()
-    return seq.last_number, f"{prefix}{seq.last_number:06d}"
-
-
-def _quote_tax(provider: Organisation, buyer: Organisation, lines: list[DraftLine], currency: str, precision: int,
-               issue_date: date):
-    draft = TaxDraft(currency=currency, precision=precision, issue_date=issue_date, lines=tuple(
-        TaxDraftLine(key=str(i), description=l.description, amount=l.amount, taxable=l.taxable, tax_code=l.tax_code)
-        for i, l in enumerate(lines)))
-    quote = host().hooks(provider.id).kassa_tax_quote(draft=draft, seller=party(provider), buyer=party(buyer),
-                                                      ctx=provider_context(provider.id))
-    per_line: dict[str, tuple[TaxComponent, ...]] = {}
-    if quote is None:
-        return per_line, "", "", {}
-    keys = {d.key for d in draft.lines}
-    for line_quote in quote.lines:
-        if line_quote.key not in keys:
-            raise ServiceError(f"Tax engine {quote.engine} quoted an unknown line {line_quote.key!r}.")
-        for c in line_quote.components:
-            if not isinstance(c.amount, Decimal) or not is_rounded(c.amount, precision):
-                raise ServiceError(f"Tax engine {quote.engine} returned {c.amount!r}, not rounded to {precision} places.")
-        per_line[line_quote.key] = line_quote.components
-    return per_line, quote.engine, quote.note, {str(k): str(v) for k, v in (quote.details or {}).items()}
-
-
 def issue(*, provider: Organisation, buyer: Organisation, lines: list[DraftLine], issue_date: date,
           due_date: date | None = None, period_start: date | None = None, period_end: date | None = None,
           subscription_id: int | None = None, kind: str = "recurring", billing_key: str | None = None,
           notes: str = "", actor=None) -> Invoice:
-    bs = settings.billing_settings(provider.id)
-    currency, precision = bs.currency, bs.precision
-    if not lines:
-        raise ValidationError("An invoice needs at least one line.", {"lines": "Add at least one item."})
-    for line in lines:
-        if not isinstance(line.amount, Decimal) or not is_rounded(line.amount, precision):
-            raise ServiceError(f"Line amount {line.amount!r} is not rounded to {precision} places.")
-    due_date = due_date or date.fromordinal(issue_date.toordinal() + bs.payment_terms_days)
-    if due_date < issue_date:
-        raise ValidationError("The due date is before the issue date.", {"due_date": "On or after the issue date."})
+    """Issue one invoice (manual invoices, single subscriptions): the batch path with a batch of one."""
+    draft = issuing.Draft(seller=party(provider), buyer=party(buyer), lines=list(lines), issue_date=issue_date,
+                          due_date=due_date, period_start=period_start, period_end=period_end,
+                          subscription_id=subscription_id, kind=kind, billing_key=billing_key, notes=notes,
+                          actor_id=getattr(actor, "id", None))
     with atomic():
-        tax_by_line, engine, note, tax_details = _quote_tax(provider, buyer, lines, currency, precision, issue_date)
-        subtotal = sum((l.amount for l in lines), Decimal(0))
-        breakup: dict[tuple[str, Decimal], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
-        line_tax: list[Decimal] = []
-        for i, line in enumerate(lines):
-            components = tax_by_line.get(str(i), ())
-            line_tax.append(sum((c.amount for c in components), Decimal(0)))
-            for c in components:
-                breakup[(c.name, c.rate)][0] += line.amount
-                breakup[(c.name, c.rate)][1] += c.amount
-        tax_total = sum(line_tax, Decimal(0))
-        total = subtotal + tax_total
-        sequence, number = _next_number(provider.id, bs.invoice_prefix)
-        invoice = Invoice(
-            provider_id=provider.id, org_id=buyer.id, subscription_id=subscription_id, sequence=sequence,
-            number=number, kind=kind, billing_key=billing_key, currency=currency, issue_date=issue_date,
-            due_date=due_date, period_start=period_start, period_end=period_end, subtotal=subtotal,
-            tax_total=tax_total, total=total, tax_engine=engine, tax_note=note[:500], tax_details=tax_details,
-            notes=notes[:1000],
-            seller_snapshot=_snapshot(party(provider)), buyer_snapshot=_snapshot(party(buyer)),
-            created_by_id=getattr(actor, "id", None), created_at=utcnow_naive(),
-        )
-        db.session.add(invoice)
-        for position, (line, tax) in enumerate(zip(lines, line_tax), start=1):
-            db.session.add(InvoiceLine(
-                invoice=invoice, position=position, service_id=line.service_id, description=line.description[:300],
-                quantity=line.quantity, unit_price=line.unit_price, amount=line.amount, tax_amount=tax,
-                tax_code=line.tax_code, taxable=line.taxable, period_start=line.period_start,
-                period_end=line.period_end, unit_change_id=line.unit_change_id))
-        for (name, rate), (taxable, amount) in breakup.items():
-            db.session.add(InvoiceTax(invoice=invoice, name=name, rate=rate, taxable_amount=taxable, amount=amount))
-        db.session.flush()
-        _post_issue(invoice, precision, actor)
-        if bs.apply_wallet and total > 0:
-            _apply_wallet(invoice, precision, actor)
+        priced = issuing.prepare(draft)
+        issuing.write([priced])
+        invoice = db.session.get(Invoice, priced.invoice_id)
         if actor is not None:
             audit.record(actor, "invoice.issue", invoice, org_id=buyer.id, provider_id=provider.id,
-                         summary=f"{number} {total} {currency}")
-        invoice_id = invoice.id
-        after_commit(lambda: _announce(invoice_id))
+                         summary=f"{invoice.number} {invoice.total} {invoice.currency}")
     return invoice
 
 
-def _snapshot(p: Party) -> dict:
-    return {k: getattr(p, k) for k in p.__dataclass_fields__}
-
-
-def _post_issue(invoice: Invoice, precision: int, actor) -> None:
-    if invoice.total == 0 and invoice.tax_total == 0:
-        return
-    receivable = ledger.account(invoice.provider_id, invoice.org_id, "receivable", invoice.currency)
-    revenue = ledger.account(invoice.provider_id, invoice.provider_id, "revenue", invoice.currency)
-    tax = ledger.account(invoice.provider_id, invoice.provider_id, "tax_payable", invoice.currency)
-    ledger.post(provider_id=invoice.provider_id, kind="invoice", currency=invoice.currency, precision=precision,
-                entries=[(receivable, invoice.total), (revenue, -invoice.subtotal), (tax, -invoice.tax_total)],
-                direction="internal", amount=abs(invoice.total), org_id=invoice.org_id, reference=invoice.number,
-                description=f"Invoice {invoice.number}", invoice_id=invoice.id, actor=actor,
-                idempotency_key=f"invoice:{invoice.id}")
-
-
-def _apply_wallet(invoice: Invoice, precision: int, actor) -> None:
-    available = ledger.wallet_balance(invoice.org_id, invoice.currency)
-    amount = min(available, invoice.total)
-    if amount <= 0:
-        return
-    wallet = ledger.account(invoice.provider_id, invoice.org_id, "wallet", invoice.currency)
-    receivable = ledger.account(invoice.provider_id, invoice.org_id, "receivable", invoice.currency)
-    ledger.post(provider_id=invoice.provider_id, kind="wallet_applied", currency=invoice.currency,
-                precision=precision, entries=[(wallet, amount), (receivable, -amount)], direction="internal",
-                amount=amount, org_id=invoice.org_id, reference=invoice.number,
-                description=f"Wallet balance applied to {invoice.number}", invoice_id=invoice.id, actor=actor)
-
-
-def _announce(invoice_id: int) -> None:
-    """After commit: the invoice-issued hook and the e-mail to the primary contact."""
-    from . import notifications
-
-    invoice = db.session.get(Invoice, invoice_id)
-    try:
-        notifications.invoice_message(invoice, template="invoice_issued")
-    except ValidationError as exc:
-        log.warning("invoice %s issued without e-mail: %s", invoice.number, exc.message)
-    host().hooks(invoice.provider_id).kassa_invoice_issued(invoice=view(invoice),
-                                                           ctx=provider_context(invoice.provider_id))
+def view_of_priced(p: "issuing.Priced") -> InvoiceView:
+    """The view of a just-issued invoice, from what the issuer already holds (no queries)."""
+    d = p.draft
+    return InvoiceView(
+        id=p.invoice_id, number=p.number, status=PAID if p.total - p.paid <= 0 else
+        (UNPAID if p.paid == 0 else PARTIALLY_PAID), currency=settings.config(d.seller.org_id).currency,
+        issue_date=d.issue_date, due_date=d.due_date, seller=d.seller, buyer=d.buyer,
+        lines=tuple(InvoiceLineView(description=l.description, quantity=l.quantity, unit_price=l.unit_price,
+                                    amount=l.amount, tax=t, tax_code=l.tax_code, period_start=l.period_start,
+                                    period_end=l.period_end) for l, t in zip(d.lines, p.line_tax)),
+        subtotal=p.subtotal, tax_total=p.tax_total, total=p.total, amount_paid=p.paid,
+        tax_breakup=tuple(TaxComponent(name=n, rate=r, amount=a) for (n, r), (_, a) in p.breakup.items()),
+        period_start=d.period_start, period_end=d.period_end, notes=d.notes, tax_note=p.note,
+        tax_engine=p.engine, tax_details=dict(p.details), kind=d.kind)
 
 
 # ------------------------------------------------------------------ status, derived from the ledger
@@ -251,17 +131,21 @@ def status(invoice: Invoice) -> str:
     return status_of(invoice, due_amounts([invoice.id])[invoice.id])
 
 
-def view(invoice: Invoice) -> InvoiceView:
-    """The contract form of an invoice that plugins and renderers see."""
+def view(invoice: Invoice, paid: Decimal | None = None) -> InvoiceView:
+    """The contract form of an invoice that plugins and renderers see. Pass
+    ``paid`` when it is known (at issue) to save the ledger queries."""
+    if paid is None:
+        paid = amount_paid(invoice)
+    state = status_of(invoice, invoice.total - paid) if invoice.cancelled_at is None else CANCELLED
     return InvoiceView(
-        id=invoice.id, number=invoice.number, status=status(invoice), currency=invoice.currency,
+        id=invoice.id, number=invoice.number, status=state, currency=invoice.currency,
         issue_date=invoice.issue_date, due_date=invoice.due_date, seller=Party(**invoice.seller_snapshot),
         buyer=Party(**invoice.buyer_snapshot),
         lines=tuple(InvoiceLineView(description=l.description, quantity=l.quantity, unit_price=l.unit_price,
                                     amount=l.amount, tax=l.tax_amount, tax_code=l.tax_code,
                                     period_start=l.period_start, period_end=l.period_end) for l in invoice.lines),
         subtotal=invoice.subtotal, tax_total=invoice.tax_total, total=invoice.total,
-        amount_paid=amount_paid(invoice),
+        amount_paid=paid,
         tax_breakup=tuple(TaxComponent(name=t.name, rate=t.rate, amount=t.amount) for t in invoice.taxes),
         period_start=invoice.period_start, period_end=invoice.period_end, notes=invoice.notes,
         tax_engine=invoice.tax_engine, tax_note=invoice.tax_note, tax_details=dict(invoice.tax_details or {}),
@@ -278,7 +162,7 @@ def cancel(actor, invoice: Invoice, reason: str = "") -> Invoice:
         raise Conflict(f"Invoice {invoice.number} is already cancelled.")
     if amount_paid(invoice) != 0:
         raise Conflict(f"Invoice {invoice.number} has payments applied; refund or credit it instead of cancelling.")
-    bs = settings.billing_settings(invoice.provider_id)
+    bs = settings.config(invoice.provider_id)
     with atomic():
         issued = db.session.scalar(select(LedgerTransaction).filter_by(invoice_id=invoice.id, kind="invoice"))
         if issued is not None:

@@ -7,9 +7,10 @@ Rows are append-only: a mistake is corrected by :func:`reverse`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,9 @@ from ..extensions import db
 from ..models import Account, LedgerEntry, LedgerTransaction
 from ..models.ledger import ACCOUNT_CODES, LIABILITY, INCOME
 from ..money import is_rounded
+from .cache import peek, put
 from .errors import Conflict, ServiceError
+from .uow import after_commit
 
 
 class UnbalancedTransaction(ServiceError):
@@ -32,12 +35,27 @@ def account_kind(code: str) -> str:
     return ACCOUNT_CODES[base][0]
 
 
-def account(provider_id: int, org_id: int, code: str, currency: str) -> Account:
-    """Get or create an account; safe against two writers creating it at once."""
+@dataclass(frozen=True)
+class AccountRef:
+    """What posting needs of an account, without loading the row."""
+
+    id: int
+    provider_id: int
+    currency: str
+
+
+def account(provider_id: int, org_id: int, code: str, currency: str) -> AccountRef:
+    """Get or create an account; safe against two writers creating it at once.
+    Committed accounts are memoised for the request or job (accounts are never deleted)."""
+    key = ("account", provider_id, org_id, code, currency)
+    known = peek(key)
+    if known is not None:
+        return AccountRef(known, provider_id, currency)
     query = select(Account).filter_by(provider_id=provider_id, org_id=org_id, code=code, currency=currency)
     found = db.session.scalar(query)
     if found:
-        return found
+        put(key, found.id)
+        return AccountRef(found.id, provider_id, currency)
     acct = Account(provider_id=provider_id, org_id=org_id, code=code, kind=account_kind(code), currency=currency)
     try:
         with db.session.begin_nested():
@@ -46,21 +64,50 @@ def account(provider_id: int, org_id: int, code: str, currency: str) -> Account:
         found = db.session.scalar(query)
         if found is None:
             raise
-        return found
-    return acct
+        return AccountRef(found.id, provider_id, currency)
+    account_id = acct.id
+    after_commit(lambda: put(key, account_id))
+    return AccountRef(account_id, provider_id, currency)
 
 
-def post(*, provider_id: int, kind: str, currency: str, precision: int,
-         entries: Iterable[tuple[Account, Decimal]], direction: str, amount: Decimal,
-         org_id: int | None = None, reference: str = "", description: str = "",
-         idempotency_key: str | None = None, invoice_id: int | None = None, actor=None,
-         reverses_id: int | None = None) -> LedgerTransaction:
-    """Post one balanced transaction. With an ``idempotency_key`` already posted,
-    the earlier transaction is returned and nothing is written."""
-    if idempotency_key:
-        existing = db.session.scalar(select(LedgerTransaction).filter_by(idempotency_key=idempotency_key))
-        if existing is not None:
-            return existing
+def ensure_accounts(provider_id: int, org_ids, code: str, currency: str) -> dict[int, AccountRef]:
+    """Get or create one account per organisation with two statements (billing runs):
+    an INSERT that skips existing ones (ON CONFLICT DO NOTHING) and a SELECT."""
+    wanted = set(org_ids)
+    found = {o: peek(("account", provider_id, o, code, currency)) for o in wanted}
+    missing = {o for o, known in found.items() if known is None}
+    if missing:
+        dialect = db.session.get_bind().dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            module = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
+            db.session.execute(module.insert(Account).on_conflict_do_nothing(), [
+                dict(provider_id=provider_id, org_id=o, code=code, kind=account_kind(code), currency=currency)
+                for o in sorted(missing)])
+        else:  # pragma: no cover - other databases go one by one
+            for o in missing:
+                account(provider_id, o, code, currency)
+        for org_id, account_id in db.session.execute(select(Account.org_id, Account.id).where(
+                Account.provider_id == provider_id, Account.code == code, Account.currency == currency,
+                Account.org_id.in_(missing))):
+            found[org_id] = account_id
+            after_commit(lambda key=("account", provider_id, org_id, code, currency), value=account_id:
+                         put(key, value))
+    return {o: AccountRef(found[o], provider_id, currency) for o in wanted}
+
+
+def existing_account_id(provider_id: int, org_id: int, code: str, currency: str) -> int | None:
+    """The account's id if it exists, without creating it."""
+    key = ("account", provider_id, org_id, code, currency)
+    known = peek(key)
+    if known is None:
+        known = db.session.scalar(select(Account.id).filter_by(provider_id=provider_id, org_id=org_id, code=code,
+                                                               currency=currency))
+        if known is not None:
+            put(key, known)
+    return known
+
+
+def _check(entries, *, provider_id: int, currency: str, precision: int, amount: Decimal) -> list:
     entries = [(acct, value) for acct, value in entries if value != 0]
     if len(entries) < 2:
         raise UnbalancedTransaction("A ledger transaction needs at least two non-zero entries.")
@@ -77,6 +124,51 @@ def post(*, provider_id: int, kind: str, currency: str, precision: int,
         raise UnbalancedTransaction(f"Entries sum to {total}, not zero.")
     if amount < 0:
         raise UnbalancedTransaction("The headline amount of a transaction is never negative.")
+    return entries
+
+
+@dataclass(frozen=True)
+class TransactionSpec:
+    kind: str
+    entries: tuple
+    amount: Decimal
+    direction: str
+    org_id: int | None = None
+    reference: str = ""
+    description: str = ""
+    invoice_id: int | None = None
+    actor_id: int | None = None
+
+
+def post_many(*, provider_id: int, currency: str, precision: int, specs: list[TransactionSpec]) -> list[int]:
+    """Post many balanced transactions with two multi-row INSERTs (billing runs)."""
+    if not specs:
+        return []
+    checked = [_check(s.entries, provider_id=provider_id, currency=currency, precision=precision, amount=s.amount)
+               for s in specs]
+    now = utcnow_naive()
+    ids = db.session.scalars(insert(LedgerTransaction).returning(LedgerTransaction.id, sort_by_parameter_order=True), [
+        dict(provider_id=provider_id, org_id=s.org_id, kind=s.kind, currency=currency, amount=s.amount,
+             direction=s.direction, reference=s.reference[:200], description=s.description[:500],
+             invoice_id=s.invoice_id, actor_id=s.actor_id, occurred_at=now) for s in specs]).all()
+    db.session.scalars(insert(LedgerEntry).returning(LedgerEntry.id), [  # returning: multi-row VALUES statements
+        dict(transaction_id=txn_id, account_id=acct.id, amount=value)
+        for txn_id, entries in zip(ids, checked) for acct, value in entries]).all()
+    return ids
+
+
+def post(*, provider_id: int, kind: str, currency: str, precision: int,
+         entries: Iterable[tuple[AccountRef | Account, Decimal]], direction: str, amount: Decimal,
+         org_id: int | None = None, reference: str = "", description: str = "",
+         idempotency_key: str | None = None, invoice_id: int | None = None, actor=None,
+         reverses_id: int | None = None) -> LedgerTransaction:
+    """Post one balanced transaction. With an ``idempotency_key`` already posted,
+    the earlier transaction is returned and nothing is written."""
+    if idempotency_key:
+        existing = db.session.scalar(select(LedgerTransaction).filter_by(idempotency_key=idempotency_key))
+        if existing is not None:
+            return existing
+    entries = _check(entries, provider_id=provider_id, currency=currency, precision=precision, amount=amount)
     txn = LedgerTransaction(
         provider_id=provider_id, org_id=org_id, kind=kind, currency=currency, amount=amount,
         direction=direction, reference=reference[:200], description=description[:500],
@@ -85,7 +177,7 @@ def post(*, provider_id: int, kind: str, currency: str, precision: int,
     )
     db.session.add(txn)
     for acct, value in entries:
-        db.session.add(LedgerEntry(transaction=txn, account=acct, amount=value))
+        db.session.add(LedgerEntry(transaction=txn, account_id=acct.id, amount=value))
     db.session.flush()
     return txn
 
@@ -123,6 +215,10 @@ def org_balance(org_id: int, code: str, currency: str) -> Decimal:
 
 def wallet_balance(org_id: int, currency: str) -> Decimal:
     return org_balance(org_id, "wallet", currency)
+
+
+def has_wallet(provider_id: int, org_id: int, currency: str) -> bool:
+    return existing_account_id(provider_id, org_id, "wallet", currency) is not None
 
 
 def receivable_balance(org_id: int, currency: str) -> Decimal:

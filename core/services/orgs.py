@@ -1,6 +1,8 @@
 """Organisations: providers, resellers, customers."""
 from __future__ import annotations
 
+import unicodedata
+
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 
@@ -34,7 +36,47 @@ def clean_country(value: str) -> str:
     return code
 
 
-def _clean(data: dict) -> dict:
+def _norm_state(value: str, country: str = "") -> str:
+    """Compare state names loosely: case, accents, spacing and "&"; an ISO 3166-2 code
+    ("MH", "IN-MH") stands for its subdivision's name."""
+    value = (value or "").strip()
+    if country and 1 < len(value) <= 6:
+        code = value.upper() if "-" in value else f"{country}-{value.upper()}"
+        sub = pycountry.subdivisions.get(code=code)
+        if sub is not None:
+            value = sub.name
+    plain_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in plain_text.lower().replace("&", "and") if ch.isalnum())
+
+
+def _check_tax_id(provider_id: int | None, out: dict, current=None) -> dict[str, str]:
+    """A tax id (the seed's KYC ID) is checked by the tax engine plugin of its country
+    (GSTIN for India): invalid ones are refused, valid ones stored normalised, and a
+    state written in the id must be the organisation's state (filled in when empty)."""
+    tax_id = out.get("tax_id")
+    if not tax_id or provider_id is None:
+        return {}
+    from ..plugins import host
+
+    country = out.get("country") or getattr(current, "country", "")
+    check = host().hooks(provider_id).kassa_tax_id_check(country=country, tax_id=tax_id)
+    if check is None:
+        return {}
+    if not check.valid:
+        return {"tax_id": check.message or "Not a valid tax id."}
+    out["tax_id"] = check.normalized or tax_id
+    state = (check.details or {}).get("state", "")
+    if state:
+        given = out.get("state", getattr(current, "state", ""))
+        if not given:
+            out["state"] = state
+        elif _norm_state(given, country) != _norm_state(state, country):
+            message = f"The tax id is registered in {state}, not in {given}."
+            return {"tax_id": message, "state": message}
+    return {}
+
+
+def _clean(data: dict, provider_id: int | None = None, current=None) -> dict:
     errors: dict[str, str] = {}
     out = {k: (data.get(k) or "").strip() if isinstance(data.get(k), str) or data.get(k) is None else data.get(k)
            for k in FIELDS if k in data}
@@ -53,6 +95,8 @@ def _clean(data: dict) -> dict:
 
         if out["timezone"] not in available_timezones():
             errors["timezone"] = "Unknown time zone."
+    if not errors:
+        errors.update(_check_tax_id(provider_id, out, current))
     if errors:
         raise ValidationError("Please correct the highlighted fields.", errors)
     return {k: v for k, v in out.items() if v is not None}
@@ -83,7 +127,7 @@ def create_org(actor, *, kind: str, parent: Organisation | None = None, **fields
             raise Forbidden("A reseller can create customers of its own only.")
     else:
         raise Forbidden("Customers cannot create organisations.")
-    data = _clean(fields)
+    data = _clean(fields, me.provider_id)
     if not data.get("name"):
         raise ValidationError("Please correct the highlighted fields.", {"name": "Required."})
     if "country" not in data:
@@ -98,7 +142,7 @@ def create_org(actor, *, kind: str, parent: Organisation | None = None, **fields
 
 
 def update_org(actor, org: Organisation, **fields) -> Organisation:
-    data = _clean(fields)
+    data = _clean(fields, org.provider_id, current=org)
     with atomic():
         before = {k: getattr(org, k) for k in data}
         for key, value in data.items():

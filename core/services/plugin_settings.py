@@ -12,6 +12,7 @@ from ..crypto import decrypt, encrypt, mask
 from ..extensions import db
 from ..models import PluginState
 from . import audit
+from .cache import invalidate
 from .errors import Conflict, NotFound, ValidationError
 from .uow import atomic
 
@@ -153,6 +154,7 @@ def save_settings(actor, name: str, formdata) -> dict:
         state.settings = stored
         state.updated_at = utcnow_naive()
         db.session.add(state)
+        invalidate("context")
         audit.record(actor, "plugin.settings", state, summary=f"{name}: {', '.join(changed) or 'no change'}",
                      details={"changed": changed})
     return settings_for(provider_id, name)

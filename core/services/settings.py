@@ -1,6 +1,8 @@
 """Billing settings of a provider (seed 000: Currency Settings)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import exists, select
 
 from ..clock import utcnow_naive
@@ -8,6 +10,7 @@ from ..extensions import db
 from ..models import BillingSettings, Invoice
 from ..money import MAX_PRECISION, MoneyError, check_currency, minor_units
 from . import audit
+from .cache import invalidate, memo
 from .errors import Conflict, ValidationError
 from .uow import atomic
 
@@ -21,6 +24,26 @@ def billing_settings(provider_id: int) -> BillingSettings:
                              precision=minor_units(DEFAULT_CURRENCY), invoice_prefix="INV-",
                              payment_terms_days=15, apply_wallet=True, updated_at=utcnow_naive())
     return bs
+
+
+@dataclass(frozen=True)
+class BillingConfig:
+    """A read-only snapshot of a provider's billing settings."""
+
+    currency: str
+    precision: int
+    invoice_prefix: str
+    payment_terms_days: int
+    apply_wallet: bool
+
+
+def config(provider_id: int) -> BillingConfig:
+    """The settings as a snapshot, read once per request or job."""
+    def load():
+        bs = billing_settings(provider_id)
+        return BillingConfig(bs.currency, bs.precision, bs.invoice_prefix, bs.payment_terms_days, bs.apply_wallet)
+
+    return memo(("billing", provider_id), load)
 
 
 def currency_locked(provider_id: int) -> bool:
@@ -73,6 +96,7 @@ def update_billing_settings(actor, *, currency: str, precision, invoice_prefix: 
             bs.apply_wallet = bool(apply_wallet)
         bs.updated_at = utcnow_naive()
         db.session.add(bs)
+        invalidate("billing", "context")
         audit.record(actor, "settings.billing", bs, summary=f"Currency {currency}, precision {precision}",
                      details={"before": before, "after": {"currency": currency, "precision": precision}})
     return bs

@@ -1,6 +1,7 @@
 """Tax rules of the built-in tax engine (seed 000 "Tax Engine & Rules")."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -9,6 +10,7 @@ from ..clock import utcnow_naive
 from ..extensions import db
 from ..models import TaxRule
 from . import audit
+from .cache import invalidate, memo
 from .errors import NotFound, ValidationError
 from .orgs import clean_country
 from .uow import atomic
@@ -28,10 +30,18 @@ def get_rule(provider_id: int, rule_id) -> TaxRule:
     return rule
 
 
-def active_rules(provider_id: int, country: str) -> list[TaxRule]:
-    return list(db.session.scalars(select(TaxRule).where(
-        TaxRule.provider_id == provider_id, TaxRule.country == country, TaxRule.status == "active"
-    ).order_by(TaxRule.id)))
+@dataclass(frozen=True)
+class ActiveRule:
+    name: str
+    rate: Decimal
+
+
+def active_rules(provider_id: int, country: str) -> tuple[ActiveRule, ...]:
+    """The rules that apply to buyers in ``country``, read once per request or job."""
+    return memo(("tax_rules", provider_id, country), lambda: tuple(
+        ActiveRule(r.name, r.rate) for r in db.session.scalars(select(TaxRule).where(
+            TaxRule.provider_id == provider_id, TaxRule.country == country, TaxRule.status == "active"
+        ).order_by(TaxRule.id))))
 
 
 def _clean(data: dict) -> dict:
@@ -66,6 +76,7 @@ def save_rule(actor, data: dict, rule: TaxRule | None = None) -> TaxRule:
             rule.updated_at = now
             action = "tax_rule.update"
         db.session.flush()
+        invalidate("tax_rules")
         audit.record(actor, action, rule, summary=f"{rule.name} {rule.country} {rule.rate}% {rule.status}")
     return rule
 
@@ -75,3 +86,4 @@ def delete_rule(actor, rule: TaxRule) -> None:
     with atomic():
         audit.record(actor, "tax_rule.delete", rule, summary=f"{rule.name} {rule.country} {rule.rate}%")
         db.session.delete(rule)
+        invalidate("tax_rules")

@@ -259,3 +259,21 @@ def smtp_sink(app):
     finally:
         app.config["KASSA_SMTP_URL"] = previous
         controller.stop()
+
+
+# Vendor API peers (Prism serving the vendors' OpenAPI documents) for gateway contract tests.
+from .peers import paypal_peer, stripe_peer  # noqa: E402,F401
+
+
+@pytest.fixture
+def fake_gateway(app, provider, admin, register_plugin):
+    """The fake gateway plugin, enabled for the test provider, with its secrets set."""
+    from kassa.services import plugin_settings
+
+    from .fake_gateway import FakeGateway
+
+    gateway = FakeGateway()
+    register_plugin(gateway, "fakegateway", enable_for=provider.id)
+    plugin_settings.save_settings(admin, "fakegateway", {"api_key": "good-key", "webhook_secret": "whsec_fake"})
+    app.extensions["kassa_plugins"].forget_cache()
+    return gateway

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from flask import g, jsonify, render_template, request
+from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
@@ -14,13 +14,17 @@ from ..permissions import ROLE_LABELS, can
 from ..services.errors import ServiceError
 from .menu import menu_for
 
+CARD_FREE_ENDPOINTS = {"payments.billing_profile", "payments.billing_profile_card", "auth.logout", "auth.login",
+                       "auth.profile", "api.openapi_json"}
+
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 
 
 def init_web(app) -> None:
     from ..models import User
-    from . import api, api_billing, auth, billing_views, catalog_views, console  # noqa: F401
+    from . import api, api_billing, api_payments, auth, billing_views, catalog_views, console, payment_views  # noqa: F401
+    from . import api_documents, document_views  # noqa: F401
 
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
@@ -33,6 +37,9 @@ def init_web(app) -> None:
     app.register_blueprint(console.bp)
     app.register_blueprint(billing_views.bp)
     app.register_blueprint(catalog_views.bp)
+    app.register_blueprint(payment_views.bp)
+    app.register_blueprint(payment_views.hooks_bp)
+    app.register_blueprint(document_views.bp)
     app.register_blueprint(api.bp)
     from ..extensions import csrf
 
@@ -74,6 +81,24 @@ def init_web(app) -> None:
     app.jinja_env.filters["plain"] = plain
     app.jinja_env.filters["last_day"] = lambda end: end - timedelta(days=1) if end else end
     app.jinja_env.globals.update(can=can, role_label=lambda r: ROLE_LABELS.get(r, r))
+
+    @app.before_request
+    def card_enforcement():
+        """Seed 000 "Enforce Credit Card": where it applies, a customer or reseller can
+        do nothing but add a card until one is configured."""
+        if not (current_user and current_user.is_authenticated) or current_user.org.kind == "provider":
+            return None
+        if request.endpoint in CARD_FREE_ENDPOINTS or (request.endpoint or "").startswith("static"):
+            return None
+        from ..services import cards
+
+        if not cards.card_required(current_user.org):
+            return None
+        message = "A credit or debit card is required: add one in the billing profile."
+        if request.path.startswith("/api/"):
+            return json_error(403, message)
+        flash(message, "warning")
+        return redirect(url_for("payments.billing_profile"))
 
     @app.context_processor
     def inject_menu():

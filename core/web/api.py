@@ -40,7 +40,16 @@ def authenticate():
     if user is None:
         return _error(401, "Missing or invalid API token: send 'Authorization: Bearer <token>'.")
     g._login_user = user  # Flask-Login's current_user for this request; the session is ignored
+    if user.org.kind != "provider" and request.endpoint not in CARD_FREE:
+        from ..services import cards
+
+        if cards.card_required(user.org):
+            return _error(403, "A credit or debit card is required: add one with PUT "
+                               f"/api/v1/organisations/{user.org_id}/card.")
     return None
+
+
+CARD_FREE = {"api.me", "api.card_get", "api.card_put"}
 
 
 def _error(status, message, fields=None):

@@ -324,7 +324,8 @@ def tax_rule_delete(rule_id: int):
 
 def run_json(r: BillingRun) -> dict:
     return {"id": r.id, "as_of": r.as_of.isoformat(), "status": r.status, "total": r.total, "done": r.done,
-            "invoices_created": r.invoices_created, "skipped": r.skipped, "failed": r.failed, "errors": r.errors}
+            "invoices_created": r.invoices_created, "skipped": r.skipped, "failed": r.failed,
+            "errors": [{"subscription_id": e.subscription_id, "error": e.error} for e in r.errors[:100]]}
 
 
 @bp.post("/billing/runs")

@@ -23,6 +23,7 @@ MENU = (
         Entry("Credit Card Status", "payments.credit_card_status", "billing.view", ("provider", "reseller")),
         Entry("Transaction Logs", "billing.transaction_logs", "billing.view"),
         Entry("Exports", "billing.export_list", "billing.view", ("provider",)),
+        Entry("Billing profile", "payments.billing_profile", None, ("reseller", "customer")),
     )),
     ("Manage", (
         Entry("Organisations", "console.organisations", "orgs.view", ("provider", "reseller")),

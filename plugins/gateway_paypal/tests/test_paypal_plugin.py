@@ -14,3 +14,19 @@ def test_paypal_settings_keep_the_client_secret_encrypted(app, db, provider, adm
                                                             "sandbox": "y"})
     assert "client_secret" not in plugin_settings.settings_for(provider.id, "gateway_paypal")
     assert plugin_settings.masked_secrets(provider.id, "gateway_paypal")["client_secret"].endswith("-xyz")
+
+
+def test_paypal_settings_validate_the_api_base_url_and_timeout(app, db, provider, admin):
+    import pytest
+
+    from kassa.services.errors import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        plugin_settings.save_settings(admin, "gateway_paypal", {"client_id": "AXY", "api_base": "paypal",
+                                                                "timeout": "0"})
+    assert set(refused.value.field_errors) == {"api_base", "timeout"}
+    saved = plugin_settings.save_settings(admin, "gateway_paypal", {"client_id": "AXY", "webhook_id": "8PT5",
+                                                                    "api_base": "http://127.0.0.1:12112"})
+    assert saved["api_base"] == "http://127.0.0.1:12112" and saved["webhook_id"] == "8PT5"
+    assert saved["timeout"] == 15  # not sent: the form's default
+    assert plugin_settings.settings_for(provider.id, "gateway_paypal")["sandbox"] is False  # unticked box
