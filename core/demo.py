@@ -25,8 +25,9 @@ LOGINS = (
 CUSTOMERS = (
     # name, email, country, state, city, postal, tax id, parent (None: direct), timezone
     ("Sundaram Textiles Pvt Ltd", "finance@sundaram-textiles.example", "IN", "Tamil Nadu", "Chennai", "600001",
-     "33AAACS1234B1Z5", None, "Asia/Kolkata"),
-    ("Kaveri Foods LLP", "accounts@kaveri-foods.example", "IN", "Karnataka", "Bengaluru", "560001", "", None,
+     "33AAACS1234B1Z7", None, "Asia/Kolkata"),
+    ("Kaveri Foods LLP", "accounts@kaveri-foods.example", "IN", "Karnataka", "Bengaluru", "560001", "29AABCK7788M1ZL",
+     None,
      "Asia/Kolkata"),
     ("Acme Analytics Inc", "billing@acme-analytics.example", "US", "California", "San Francisco", "94105", "",
      None, "America/Los_Angeles"),
@@ -85,8 +86,9 @@ TAX_RULES = (("GST", "IN", "18"), ("VAT", "DE", "19"), ("VAT", "GB", "20"), ("Sa
 def seed_demo() -> Organisation:
     provider = orgs.create_provider(
         "Cloud7 Demo Provider", "IN", email="billing@cloud7.example", address_line1="12 MG Road",
-        city="Chennai", state="Tamil Nadu", postal_code="600002", tax_id="33AAACC1206D1ZM", timezone="Asia/Kolkata",
+        city="Chennai", state="Tamil Nadu", postal_code="600002", tax_id="33AAACC1206D1ZN", timezone="Asia/Kolkata",
         locale="en_IN")
+    _enable_plugins(provider)
     admin = users.create_user(None, provider, email="admin@cloud7.example", name="Asha Raman", password=PASSWORD,
                               role=CLOUD_ADMIN, primary=True)
     users.create_user(admin, provider, email="staff@cloud7.example", name="Vikram Iyer", password=PASSWORD,
@@ -107,13 +109,17 @@ def seed_demo() -> Organisation:
         users.create_user(actor, customer, email=email, name=f"{name.split()[0]} Accounts", password=PASSWORD,
                           role=CUSTOMER_ADMIN, primary=True)
     _seed_billing(admin, provider)
+    return provider
+
+
+def _enable_plugins(provider) -> None:
     with atomic():
         for name, record in host().records.items():
             if not record.broken and not db.session.scalar(
                     select(PluginState.id).filter_by(provider_id=provider.id, plugin=name)):
                 db.session.add(PluginState(provider_id=provider.id, plugin=name, enabled=True, settings={},
                                            updated_at=provider.created_at))
-    return provider
+    host().forget_cache()
 
 
 def _seed_billing(admin, provider) -> None:

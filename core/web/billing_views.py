@@ -69,7 +69,9 @@ def invoice(invoice_id: int):
     inv = invoice_queries.get(current_user, invoice_id)
     txns = db.session.scalars(select(LedgerTransaction).where(LedgerTransaction.invoice_id == inv.id)
                               .order_by(LedgerTransaction.id)).all()
-    return render_template("billing/invoice.html", inv=inv, status=invoicing.status(inv),
+    from ..services import cards
+
+    return render_template("billing/invoice.html", inv=inv, status=invoicing.status(inv), card=cards.active_card(inv.org_id),
                            due=invoicing.amount_due(inv), paid=invoicing.amount_paid(inv), txns=txns,
                            org=db.session.get(Organisation, inv.org_id), form=EmptyForm())
 

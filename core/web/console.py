@@ -67,7 +67,26 @@ def billing_configurations():
     elif request.method == "POST":
         status = 422
     return render_template("console/billing_configurations.html", form=form, bs=bs,
-                           locked=settings.currency_locked(provider_id)), status
+                           locked=settings.currency_locked(provider_id), **_payment_sections(provider_id)), status
+
+
+def _payment_sections(provider_id: int) -> dict:
+    """What the Credit Card Settings and Payment Gateways sections show."""
+    from ..services import cards, gateways
+
+    h = host()
+    gateway_rows = []
+    for info in h.listing("kassa_gateways"):
+        if info.id == gateways.OFFLINE:
+            continue
+        owner = h.owner("kassa_gateways", info.id)
+        gateway_rows.append({"info": info, "plugin": owner, "enabled": owner in h.enabled_names(provider_id),
+                             "has_settings": plugin_settings.form_class(owner) is not None})
+    return {"card_settings": cards.card_settings(provider_id), "exemptions": cards.exemption_ids(provider_id),
+            "gateway_rows": gateway_rows, "exemption_choices": db.session.execute(
+                select(Organisation.id, Organisation.name, Organisation.kind).where(
+                    Organisation.provider_id == provider_id, Organisation.kind != "provider")
+                .order_by(Organisation.name)).all(), "csrf_form": EmptyForm()}
 
 
 # ------------------------------------------------------------ plugins

@@ -120,8 +120,10 @@ def invoice_capture(invoice_id: int):
 @bp.post("/billing/invoices/<int:invoice_id>/pay")
 @require("billing.view")
 def invoice_pay(invoice_id: int):
-    """Pay online: with the card on file, or on the gateway's own page."""
+    """Pay online (an organisation pays its own invoices): with the card on file, or on the gateway's page."""
     invoice = invoice_queries.get(current_user, invoice_id)
+    if invoice.org_id != current_user.org_id:
+        abort(404)
     EmptyForm().validate_on_submit()
     try:
         card = cards.active_card(invoice.org_id)
