@@ -44,6 +44,11 @@ def _baseline(app) -> float:
                 cur.execute(f'DELETE FROM "{table}"')
             raw.commit()
             marker = "%s" if engine.dialect.name == "postgresql" else "?"
+            if engine.dialect.name == "postgresql":
+                from psycopg.types.json import Json
+
+                data = {t: (cols, [tuple(Json(v) if isinstance(v, (dict, list)) else v for v in row) for row in rows])
+                        for t, (cols, rows) in data.items()}
             with Timer() as t:
                 for table in TABLES:
                     columns, rows = data[table]

@@ -14,10 +14,11 @@ class SystemClock:
 
 
 class FrozenClock:
-    """A clock that stands still until told to move; thread-safe."""
+    """A clock that stands still until told to move; thread-safe. Without ``start`` it
+    stands at the real current time (the test clock of a demo starts from today)."""
 
     def __init__(self, start: datetime | None = None):
-        self._now = start or datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
+        self._now = start or datetime.now(timezone.utc).replace(microsecond=0)
         if self._now.tzinfo is None:
             self._now = self._now.replace(tzinfo=timezone.utc)
         self._lock = threading.Lock()

@@ -97,13 +97,14 @@ def test_twenty_concurrent_captures_charge_once(app, db, admin, customer, fake_g
     cards.add_card(admin, customer, "tok_visa_4242")
     barrier = threading.Barrier(20)
     outcomes = []
+    invoice_id, admin_id = inv.id, admin.id  # the threads must not touch the test's own session
 
     def capture():
         with app.app_context():
             from kassa.extensions import db as _db
             from kassa.models import Invoice, User
 
-            invoice, user = _db.session.get(Invoice, inv.id), _db.session.get(User, admin.id)
+            invoice, user = _db.session.get(Invoice, invoice_id), _db.session.get(User, admin_id)
             _db.session.commit()  # give the connection back to the pool while waiting for the others
             barrier.wait(timeout=30)
             try:

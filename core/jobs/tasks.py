@@ -69,3 +69,10 @@ def reconcile_payments() -> int:
     from ..services import charges
 
     return charges.reconcile()
+
+
+def dunning_sweep() -> dict:
+    """The daily dunning sweep over every provider (declared by the dunning plugin)."""
+    from ..services import dunning
+
+    return dunning.sweep()

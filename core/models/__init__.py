@@ -2,11 +2,13 @@
 from .audit import AuditEvent
 from .catalog import CATEGORIES, Service, ServicePrice
 from .documents import DocumentTemplate, InvoiceDocument
+from .dunning import DunningEvent, DunningState
 from .invoices import BillingRun, BillingRunError, Invoice, InvoiceLine, InvoiceSequence, InvoiceTax
 from .ledger import Account, LedgerEntry, LedgerTransaction
 from .orgs import CUSTOMER, ORG_KINDS, PROVIDER, RESELLER, Organisation
 from .payments import CardExemption, CardSettings, Payment, PaymentMethod, WebhookEvent
 from .notifications import OutboxMessage
+from .orders import Order, OrderLine
 from .settings import BillingSettings, PluginState
 from .subscriptions import CYCLES, Subscription, SubscriptionItem, UnitChange
 from .tax import TaxRule

@@ -19,6 +19,12 @@ class BillingSettings(db.Model):
     invoice_prefix: Mapped[str] = mapped_column(String(20), default="INV-")
     payment_terms_days: Mapped[int] = mapped_column(default=15)
     apply_wallet: Mapped[bool] = mapped_column(default=True, server_default=true())  # wallet balance pays new invoices first
+    # "single": everything in ``currency``; "by_buyer_country": buyers in the provider's own
+    # country in ``currency``, all others in ``foreign_currency`` (seed 004: INR in India, USD abroad)
+    currency_mode: Mapped[str] = mapped_column(String(20), default="single", server_default="single")
+    foreign_currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
+    # the smallest amount payable online, per currency: {"INR": "200", "USD": "5"}; none: no minimum
+    online_minimums: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     updated_at: Mapped[datetime]
 
 

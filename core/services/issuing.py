@@ -12,18 +12,18 @@ batch is written entirely or not at all, so no number is ever lost.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from ..clock import utcnow_naive
 from ..contracts import Party, TaxComponent, TaxDraft, TaxDraftLine
 from ..extensions import db
 from ..jobs import enqueue
-from ..models import Invoice, InvoiceLine, InvoiceSequence, InvoiceTax, OutboxMessage
-from ..money import is_rounded
+from ..models import Invoice, InvoiceLine, InvoiceSequence, InvoiceTax, OutboxMessage, Subscription
+from ..money import MoneyError, check_currency, is_rounded
 from ..plugins import host
 from . import ledger, settings
 from .contacts import primary_contacts
@@ -60,6 +60,21 @@ class Draft:
     billing_key: str | None = None
     notes: str = ""
     actor_id: int | None = None
+    # None: the subscription's currency for a subscription's draft, else the buyer's
+    # (settings.currency_for: the billing currency, or the foreign one for buyers abroad)
+    currency: str | None = None
+
+
+def draft_currency(draft: Draft) -> str:
+    """The currency a draft is invoiced in (see :attr:`Draft.currency`). A billing run
+    has its subscriptions loaded, so the lookup is the session's, not a query."""
+    if draft.currency:
+        return draft.currency
+    if draft.subscription_id is not None:
+        sub = db.session.get(Subscription, draft.subscription_id)
+        if sub is not None:
+            return sub.currency
+    return settings.currency_for(draft.seller.org_id, draft.buyer.country)
 
 
 @dataclass
@@ -92,8 +107,12 @@ def prepare(draft: Draft) -> Priced:
     if draft.due_date < draft.issue_date:
         raise ValidationError("The due date is before the issue date.", {"due_date": "On or after the issue date."})
     try:
+        draft.currency = check_currency(draft_currency(draft))
+    except MoneyError as exc:
+        raise ValidationError(str(exc), {"currency": str(exc)}) from None
+    try:
         quote = host().hooks(draft.seller.org_id).kassa_tax_quote(
-            draft=TaxDraft(currency=config.currency, precision=precision, issue_date=draft.issue_date, lines=tuple(
+            draft=TaxDraft(currency=draft.currency, precision=precision, issue_date=draft.issue_date, lines=tuple(
                 TaxDraftLine(key=str(i), description=l.description, amount=l.amount, taxable=l.taxable,
                              tax_code=l.tax_code) for i, l in enumerate(draft.lines))),
             seller=draft.seller, buyer=draft.buyer, ctx=provider_context(draft.seller.org_id))
@@ -126,11 +145,23 @@ def prepare(draft: Draft) -> Priced:
                   details={str(k): str(v) for k, v in ((quote.details if quote else None) or {}).items()})
 
 
-def bulk_insert(model, rows: list[dict]) -> None:
-    """A multi-row INSERT. Asking for the ids makes SQLAlchemy send a few statements
-    of many VALUES rows ("insertmanyvalues") instead of one statement per row."""
-    if rows:
-        db.session.scalars(insert(model).returning(model.id), rows).all()
+def bulk_insert(model, rows: list[dict]) -> list[int]:
+    """Insert many rows and return their ids in order, the fastest way per database:
+    PostgreSQL takes the ids from the table's sequence first and then runs one
+    prepared INSERT for all rows (psycopg pipelines it); SQLite runs multi-row
+    INSERT ... RETURNING statements."""
+    if not rows:
+        return []
+    if db.session.get_bind().dialect.name == "postgresql":
+        table = model.__table__.name
+        ids = list(db.session.execute(text(
+            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
+            {"n": len(rows)}).scalars())
+        for row, ident in zip(rows, ids):
+            row["id"] = ident
+        db.session.execute(insert(model), rows)
+        return ids
+    return list(db.session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), rows))
 
 
 def _take_numbers(provider_id: int, count: int) -> int:
@@ -156,21 +187,22 @@ def write(priced: list[Priced]) -> list[Priced]:
         return priced
     provider_id = priced[0].draft.seller.org_id
     config = settings.config(provider_id)
-    currency, precision = config.currency, config.precision
+    precision = config.precision
     now = utcnow_naive()
     first = _take_numbers(provider_id, len(priced))
     rows = []
     for offset, p in enumerate(priced):
         d = p.draft
         p.number = f"{config.invoice_prefix}{first + offset:06d}"
+        d.currency = d.currency or draft_currency(d)  # prepared drafts have theirs already
         rows.append(dict(
             provider_id=provider_id, org_id=d.buyer.org_id, subscription_id=d.subscription_id,
-            sequence=first + offset, number=p.number, kind=d.kind, billing_key=d.billing_key, currency=currency,
+            sequence=first + offset, number=p.number, kind=d.kind, billing_key=d.billing_key, currency=d.currency,
             issue_date=d.issue_date, due_date=d.due_date, period_start=d.period_start, period_end=d.period_end,
             subtotal=p.subtotal, tax_total=p.tax_total, total=p.total, tax_engine=p.engine, tax_note=p.note,
             tax_details=p.details, notes=d.notes[:1000], seller_snapshot=_snapshot(d.seller),
             buyer_snapshot=_snapshot(d.buyer), created_by_id=d.actor_id, created_at=now, cancel_reason=""))
-    ids = db.session.scalars(insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), rows).all()
+    ids = bulk_insert(Invoice, rows)
     lines, taxes = [], []
     for p, invoice_id in zip(priced, ids):
         p.invoice_id = invoice_id
@@ -184,9 +216,13 @@ def write(priced: list[Priced]) -> list[Priced]:
             taxes.append(dict(invoice_id=invoice_id, name=name, rate=rate, taxable_amount=taxable, amount=amount))
     bulk_insert(InvoiceLine, lines)
     bulk_insert(InvoiceTax, taxes)
-    _post_ledger(priced, provider_id, currency, precision)
-    if config.apply_wallet:
-        _apply_wallets(priced, provider_id, currency, precision)
+    by_currency: dict[str, list[Priced]] = defaultdict(list)  # a ledger transaction is in one currency
+    for p in priced:
+        by_currency[p.draft.currency].append(p)
+    for currency, batch in by_currency.items():
+        _post_ledger(batch, provider_id, currency, precision)
+        if config.apply_wallet:
+            _apply_wallets(batch, provider_id, currency, precision)
     _queue_emails(priced, provider_id)
     after_commit(lambda: _announce(priced))
     return priced
@@ -204,8 +240,7 @@ def _queue_emails(priced: list[Priced], provider_id: int) -> None:
             for p in priced if contacts.get(p.draft.buyer.org_id)]
     if not rows:
         return
-    ids = db.session.scalars(insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True),
-                             rows).all()
+    ids = bulk_insert(OutboxMessage, rows)
     after_commit(lambda: enqueue("kassa.jobs.tasks.deliver_emails", list(ids)))
 
 
@@ -217,7 +252,10 @@ def _announce(priced: list[Priced]) -> None:
     hooks = host().hooks(provider_id)
     ctx = provider_context(provider_id)
     for p in priced:
-        hooks.kassa_invoice_issued(invoice=view_of_priced(p), ctx=ctx)
+        view = view_of_priced(p)
+        if p.draft.currency and view.currency != p.draft.currency:
+            view = replace(view, currency=p.draft.currency)
+        hooks.kassa_invoice_issued(invoice=view, ctx=ctx)
 
 
 def _post_ledger(priced: list[Priced], provider_id: int, currency: str, precision: int) -> None:

@@ -146,14 +146,15 @@ def post_many(*, provider_id: int, currency: str, precision: int, specs: list[Tr
         return []
     checked = [_check(s.entries, provider_id=provider_id, currency=currency, precision=precision, amount=s.amount)
                for s in specs]
+    from .issuing import bulk_insert
+
     now = utcnow_naive()
-    ids = db.session.scalars(insert(LedgerTransaction).returning(LedgerTransaction.id, sort_by_parameter_order=True), [
+    ids = bulk_insert(LedgerTransaction, [
         dict(provider_id=provider_id, org_id=s.org_id, kind=s.kind, currency=currency, amount=s.amount,
              direction=s.direction, reference=s.reference[:200], description=s.description[:500],
-             invoice_id=s.invoice_id, actor_id=s.actor_id, occurred_at=now) for s in specs]).all()
-    db.session.scalars(insert(LedgerEntry).returning(LedgerEntry.id), [  # returning: multi-row VALUES statements
-        dict(transaction_id=txn_id, account_id=acct.id, amount=value)
-        for txn_id, entries in zip(ids, checked) for acct, value in entries]).all()
+             invoice_id=s.invoice_id, actor_id=s.actor_id, occurred_at=now) for s in specs])
+    bulk_insert(LedgerEntry, [dict(transaction_id=txn_id, account_id=acct.id, amount=value)
+                              for txn_id, entries in zip(ids, checked) for acct, value in entries])
     return ids
 
 

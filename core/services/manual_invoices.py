@@ -27,9 +27,6 @@ def create(actor, data: dict):
     except NotFound:
         errors["org_id"] = "Select an organisation you manage."
     bs = settings.billing_settings(actor.org.provider_id)
-    currency = (data.get("currency") or bs.currency).upper()
-    if currency != bs.currency:
-        errors["currency"] = f"This provider bills in {bs.currency} only."
     status = (data.get("status") or "unpaid").lower()
     if status not in ("paid", "unpaid"):
         errors["status"] = "Paid or Unpaid."
@@ -49,6 +46,14 @@ def create(actor, data: dict):
                 errors["subscription_id"] = "This contract belongs to another organisation."
         except NotFound:
             errors["subscription_id"] = "Unknown contract."
+    # the invoice's currency: the contract's, else the buyer's (issuing.Draft resolves it the same way)
+    billed_in = contract.currency if contract is not None else (
+        settings.currency_for(actor.org.provider_id, org.country) if org is not None else bs.currency)
+    currency = (data.get("currency") or billed_in).upper()
+    if currency != billed_in:
+        errors["currency"] = (f"This provider bills in {billed_in} only."
+                              if settings.currencies(actor.org.provider_id) == [billed_in]
+                              else f"This invoice is billed in {billed_in}.")
     notes = text_field(errors, "notes", data.get("notes"), required=False, max_length=1000)
     lines = _lines(errors, data, contract, bs.precision)
     errors.raise_if_any()

@@ -35,6 +35,9 @@ def record_payment(*, invoice: Invoice, amount: Decimal, gateway: str, reference
                           invoice_id=invoice.id, actor=actor, idempotency_key=idempotency_key)
         txn_id, org_id = txn.id, invoice.org_id
         after_commit(lambda: _announce(txn_id, org_id, gateway, invoice.number))
+        invoice_id = invoice.id
+        after_commit(lambda: _activate_order(invoice_id))  # a paid order's subscription, created once
+        after_commit(lambda: _dunning_reevaluate(org_id))  # an organisation in dunning: from what is still owed
     return txn
 
 
@@ -47,6 +50,18 @@ def _announce(txn_id: int, org_id: int, gateway: str, number: str) -> None:
         payment=PaymentView(id=txn.id, org=party(org), amount=txn.amount, currency=txn.currency, gateway=gateway,
                             reference=txn.reference, invoice_number=number),
         ctx=provider_context(txn.provider_id))
+
+
+def _activate_order(invoice_id: int) -> None:
+    from . import orders
+
+    orders.activate_for_invoice(invoice_id)
+
+
+def _dunning_reevaluate(org_id: int) -> None:
+    from . import dunning
+
+    dunning.payment_recorded(org_id)
 
 
 def adjust_offline(actor, invoice: Invoice, *, mark_as_paid: bool, reference: str, description: str = "",

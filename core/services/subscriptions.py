@@ -66,15 +66,16 @@ def create(actor, org: Organisation, data: dict) -> Subscription:
     """Create a subscription for a customer or reseller in the actor's scope."""
     if org.kind == "provider" or not scope.can_see_org(actor, org):
         raise NotFound("Organisation not found")
-    bs = settings.billing_settings(org.provider_id)
     errors = Errors()
     name = text_field(errors, "name", data.get("name"))
     cycle = data.get("cycle") or "monthly"
     if cycle not in CYCLES:
         errors["cycle"] = "Monthly, quarterly or yearly."
-    currency = (data.get("currency") or bs.currency).upper()
-    if currency != bs.currency:
-        errors["currency"] = f"This provider bills in {bs.currency} only."
+    billed_in = settings.currency_for(org.provider_id, org.country)  # prices are taken in the buyer's currency
+    currency = (data.get("currency") or billed_in).upper()
+    if currency != billed_in:
+        errors["currency"] = (f"This provider bills in {billed_in} only." if settings.currencies(org.provider_id)
+                              == [billed_in] else f"{org.name} is billed in {billed_in}.")
     start = date_field(errors, "start_date", data.get("start_date") or today())
     trial_days = data.get("trial_days") or 0
     try:

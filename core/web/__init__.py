@@ -25,6 +25,8 @@ def init_web(app) -> None:
     from ..models import User
     from . import api, api_billing, api_payments, auth, billing_views, catalog_views, console, payment_views  # noqa: F401
     from . import api_documents, document_views  # noqa: F401
+    from . import api_dunning, dunning_views  # noqa: F401
+    from . import api_orders, order_views  # noqa: F401
 
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
@@ -40,6 +42,8 @@ def init_web(app) -> None:
     app.register_blueprint(payment_views.bp)
     app.register_blueprint(payment_views.hooks_bp)
     app.register_blueprint(document_views.bp)
+    app.register_blueprint(dunning_views.bp)
+    app.register_blueprint(order_views.bp)
     app.register_blueprint(api.bp)
     from ..extensions import csrf
 
@@ -105,6 +109,17 @@ def init_web(app) -> None:
         if current_user and current_user.is_authenticated:
             return {"menu": menu_for(current_user, app)}
         return {"menu": []}
+
+    @app.before_request
+    def dunning_suspension():
+        """Seed 000 "Account Suspension": the console of a suspended organisation shows
+        only the payment prompt (what it may still open: dunning_views.FREE_ENDPOINTS)."""
+        return dunning_views.restriction()
+
+    @app.context_processor
+    def inject_dunning_banner():
+        """The dunning banner on every page (and no menu while suspended)."""
+        return dunning_views.banner_context()
 
 
 def _http_error(code, message, wants_json):

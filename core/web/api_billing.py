@@ -15,6 +15,7 @@ from ..services import (billing_run, catalog, export, invoice_queries, invoicing
                         payments, scope, subscriptions, tax_rules, wallet)
 from ..services.errors import ValidationError
 from .api import allow, bp, json_body, org_json
+from .guard import refuse_own
 from .openapi import doc
 
 MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "A decimal amount as a string"}
@@ -106,6 +107,7 @@ def subscriptions_list():
 def subscription_create():
     data = json_body()
     org = scope.get_org(current_user, data.get("org_id"))
+    refuse_own(org.id)
     return jsonify(subscription_json(subscriptions.create(current_user, org, data))), 201
 
 
@@ -123,6 +125,7 @@ def subscription_get(subscription_id: int):
      status=201)
 def subscription_add_item(subscription_id: int):
     sub = subscriptions.get_subscription(current_user, subscription_id)
+    refuse_own(sub.org_id)
     data = json_body()
     subscriptions.add_item(current_user, sub, data.get("service_id"), data.get("units"), data.get("unit_price"))
     return jsonify(subscription_json(sub)), 201
@@ -134,6 +137,7 @@ def subscription_add_item(subscription_id: int):
      body={"type": "object", "required": ["units"], "properties": {"units": MONEY}})
 def subscription_change_units(subscription_id: int, item_id: int):
     sub = subscriptions.get_subscription(current_user, subscription_id)
+    refuse_own(sub.org_id)
     item = next((i for i in sub.items if i.id == item_id), None)
     if item is None:
         abort(404)
@@ -147,6 +151,7 @@ def subscription_change_units(subscription_id: int, item_id: int):
     "action": {"type": "string", "enum": ["suspend", "resume", "cancel"]}}}, errors=(401, 403, 404, 409, 422))
 def subscription_status(subscription_id: int):
     sub = subscriptions.get_subscription(current_user, subscription_id)
+    refuse_own(sub.org_id)
     subscriptions.set_status(current_user, sub, json_body().get("action", ""))
     return jsonify(subscription_json(sub))
 
@@ -157,6 +162,7 @@ def subscription_status(subscription_id: int):
                                             "properties": {"enabled": {"type": "boolean"}}})
 def subscription_auto_deduction(subscription_id: int):
     sub = subscriptions.get_subscription(current_user, subscription_id)
+    refuse_own(sub.org_id)
     enabled = json_body().get("enabled")
     if not isinstance(enabled, bool):
         raise ValidationError("enabled is true or false.", {"enabled": "true or false"})
@@ -233,6 +239,7 @@ MANUAL_INVOICE = {"type": "object", "required": ["org_id", "due_date", "period_f
 @allow("invoices.manage")
 @doc("Create a manual invoice", body=MANUAL_INVOICE, status=201)
 def invoice_create():
+    refuse_own(json_body().get("org_id"))
     return jsonify(invoice_json(manual_invoices.create(current_user, json_body()), lines=True)), 201
 
 
@@ -249,6 +256,7 @@ def invoice_get(invoice_id: int):
      body={"type": "object", "properties": {"reason": {"type": "string"}}}, errors=(401, 403, 404, 409, 422))
 def invoice_cancel(invoice_id: int):
     inv = invoice_queries.get(current_user, invoice_id)
+    refuse_own(inv.org_id)
     data = request.get_json(silent=True) or {}
     invoicing.cancel(current_user, inv, str(data.get("reason", "")))
     return jsonify(invoice_json(inv, lines=True))
@@ -261,6 +269,7 @@ def invoice_cancel(invoice_id: int):
     "amount": MONEY}}, errors=(401, 403, 404, 409, 422))
 def invoice_adjust_offline(invoice_id: int):
     inv = invoice_queries.get(current_user, invoice_id)
+    refuse_own(inv.org_id)
     data = json_body()
     payments.adjust_offline(current_user, inv, mark_as_paid=bool(data.get("mark_as_paid")),
                             reference=data.get("reference", ""), description=data.get("description", ""),
@@ -383,7 +392,7 @@ def transactions_list():
 
 
 @bp.post("/organisations/<int:org_id>/wallet")
-@allow("payments.capture")
+@allow("payments.capture", kinds=("provider", "reseller"))
 @doc("Move money in or out of a wallet: top-up, free credit, refund, debit adjustment", status=201,
      body={"type": "object", "required": ["kind", "amount"], "properties": {
          "kind": {"type": "string", "enum": list(wallet.KINDS)}, "amount": MONEY, "reference": {"type": "string"},
@@ -391,6 +400,7 @@ def transactions_list():
      errors=(401, 403, 404, 409, 422))
 def wallet_move(org_id: int):
     org = scope.get_org(current_user, org_id)
+    refuse_own(org.id)
     data = json_body()
     if data.get("kind") == "free_credit" and current_user.org.kind != "provider":
         abort(403)

@@ -17,7 +17,7 @@ from ..services import (billing_run, export, invoice_queries, invoicing, manual_
                         scope, settings, tax_rules, wallet)
 from ..services.errors import ServiceError
 from .forms import EmptyForm
-from .guard import require
+from .guard import refuse_own, require
 
 bp = Blueprint("billing", __name__, url_prefix="/billing")
 PER_PAGE = 50
@@ -92,6 +92,7 @@ def _invoice_action(invoice_id: int, action):
 @require("invoices.manage")
 def invoice_cancel(invoice_id: int):
     def act(inv):
+        refuse_own(inv.org_id)
         invoicing.cancel(current_user, inv, request.form.get("reason", ""))
         return f"Invoice {inv.number} cancelled; its number stays used."
     return _invoice_action(invoice_id, act)
@@ -101,6 +102,7 @@ def invoice_cancel(invoice_id: int):
 @require("invoices.manage")
 def invoice_adjust_offline(invoice_id: int):
     def act(inv):
+        refuse_own(inv.org_id)
         payments.adjust_offline(current_user, inv, mark_as_paid=bool(request.form.get("mark_as_paid")),
                                 reference=request.form.get("reference", ""),
                                 description=request.form.get("description", ""), amount=request.form.get("amount"))
@@ -127,6 +129,7 @@ def invoice_new():
     errors, data, status = {}, {}, 200
     if request.method == "POST":
         EmptyForm().validate_on_submit()
+        refuse_own(request.form.get("org_id"))
         data = _manual_invoice_data(request.form)
         try:
             inv = manual_invoices.create(current_user, data)
@@ -294,9 +297,10 @@ def transaction_logs():
 
 
 @bp.post("/wallet/<int:org_id>")
-@require("payments.capture")
+@require("payments.capture", kinds=("provider", "reseller"))
 def wallet_move(org_id: int):
     org = scope.get_org(current_user, org_id)
+    refuse_own(org.id)
     EmptyForm().validate_on_submit()
     kind = request.form.get("kind", "")
     if kind == "free_credit" and current_user.org.kind != "provider":

@@ -11,7 +11,7 @@ from ..models import CATEGORIES, CYCLES, Organisation, Subscription
 from ..services import catalog, invoice_queries, scope, settings, subscriptions
 from ..services.errors import NotFound, ServiceError
 from .forms import EmptyForm
-from .guard import require
+from .guard import refuse_own, require
 
 bp = Blueprint("catalog", __name__)
 
@@ -104,6 +104,7 @@ def subscription_new():
         data["items"] = items
         try:
             org = scope.get_org(current_user, data["org_id"])
+            refuse_own(org.id)
             sub = subscriptions.create(current_user, org, data)
             flash(f"Subscription {sub.name} created.", "success")
             return redirect(url_for("catalog.subscription", subscription_id=sub.id))
@@ -130,6 +131,7 @@ def subscription(subscription_id: int):
 
 def _sub_action(subscription_id: int, action):
     sub = subscriptions.get_subscription(current_user, subscription_id)
+    refuse_own(sub.org_id)
     EmptyForm().validate_on_submit()
     try:
         flash(action(sub), "success")

@@ -52,13 +52,18 @@ def billing_configurations():
     provider_id = current_user.org.provider_id
     bs = settings.billing_settings(provider_id)
     form = CurrencySettingsForm(obj=bs)
+    if request.method == "GET":
+        form.online_minimums.data = settings.format_minimums(bs.online_minimums)
     status = 200
     if form.validate_on_submit():
         try:
             settings.update_billing_settings(current_user, currency=form.currency.data, precision=form.precision.data,
                                              invoice_prefix=form.invoice_prefix.data,
                                              payment_terms_days=form.payment_terms_days.data,
-                                             apply_wallet=form.apply_wallet.data)
+                                             apply_wallet=form.apply_wallet.data,
+                                             currency_mode=form.currency_mode.data,
+                                             foreign_currency=form.foreign_currency.data,
+                                             online_minimums=form.online_minimums.data or "")
             flash("Currency settings saved.", "success")
             return redirect(url_for("console.billing_configurations"))
         except ServiceError as exc:

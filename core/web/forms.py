@@ -46,10 +46,16 @@ class CurrencySettingsForm(FlaskForm):
     invoice_prefix = StringField("Invoice number prefix", validators=[Length(max=20)])
     payment_terms_days = IntegerField("Payment terms (days)", validators=[NumberRange(0, 365)])
     apply_wallet = BooleanField("Pay new invoices from the wallet balance first")
+    currency_mode = SelectField("Currency model", choices=[
+        ("single", "Single currency: every buyer is billed in the billing currency"),
+        ("by_buyer_country", "By buyer country: buyers abroad are billed in the foreign currency")])
+    foreign_currency = SelectField("Currency for buyers abroad")
+    online_minimums = StringField("Online payment minimums", validators=[Length(max=200)])
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.currency.choices = [(c, c) for c in currency_codes()]
+        self.foreign_currency.choices = [(c, c) for c in currency_codes()]
 
 
 class OrganisationForm(FlaskForm):

@@ -32,3 +32,16 @@ def require(privilege: str | None = None, kinds: tuple[str, ...] | None = None):
         return wrapped
 
     return decorator
+
+
+def refuse_own(org_id) -> None:
+    """An organisation's own bills (its invoices, wallet and subscriptions) are managed by
+    its parent, never by itself: a reseller's users manage their customers' bills, not
+    their own (they may see and pay them). 403 (the object is visible, the act is not allowed)."""
+    try:
+        own = int(org_id) == current_user.org_id
+    except (TypeError, ValueError):
+        return
+    if own and current_user.org.kind != "provider":
+        abort(403, description="Your organisation's own invoices, wallet and subscriptions are managed by "
+                               "its provider.")

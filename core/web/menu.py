@@ -20,8 +20,10 @@ MENU = (
     ("Billing & Reports » Customer Billing", (
         Entry("Billing Configurations", "console.billing_configurations", "billing.configure", ("provider",)),
         Entry("Invoices", "billing.invoices", "billing.view"),
+        Entry("Orders", "orders.order_list", "orgs.view", ("provider", "reseller")),
         Entry("Credit Card Status", "payments.credit_card_status", "billing.view", ("provider", "reseller")),
         Entry("Transaction Logs", "billing.transaction_logs", "billing.view"),
+        Entry("Dunning", "dunning.overview", "billing.view", ("provider", "reseller")),
         Entry("Exports", "billing.export_list", "billing.view", ("provider",)),
         Entry("Billing profile", "payments.billing_profile", None, ("reseller", "customer")),
     )),

@@ -1,5 +1,5 @@
 """The four dunning phases of seed 000, each with an on/off and a number of days."""
-from kassa.contracts import DunningPhase
+from kassa.contracts import DunningPhase, ScheduledJob
 from kassa.hookspecs import hookimpl
 from wtforms import BooleanField, Form, IntegerField
 from wtforms.validators import InputRequired, NumberRange
@@ -39,3 +39,9 @@ def kassa_dunning_phases():
 @hookimpl
 def kassa_settings_form():
     return DunningSettings
+
+
+@hookimpl
+def kassa_scheduled_jobs():
+    return [ScheduledJob(id="dunning-sweep", func="kassa.jobs.tasks.dunning_sweep", every_minutes=24 * 60,
+                         description="Move overdue organisations through the dunning phases; retry their cards.")]
