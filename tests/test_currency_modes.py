@@ -82,7 +82,7 @@ def test_single_currency_bills_every_buyer_in_the_billing_currency(db, provider,
 
 
 def test_single_currency_orders_abroad_are_billed_in_the_billing_currency(db, provider, admin, reseller_admin,
-                                                                          service, app, monkeypatch):
+                                                                          service, app, monkeypatch, smtp_sink):
     monkeypatch.setitem(app.config, "KASSA_BASE_URL", "https://cp.cloud7.example")  # no request: links need it
     order = orders.place(reseller_admin, {
         "organization_name": "Austin Inc", "contact_name": "Jo", "address_line1": "1 Congress Ave",
@@ -93,8 +93,11 @@ def test_single_currency_orders_abroad_are_billed_in_the_billing_currency(db, pr
     assert (order.currency, invoice.currency, invoice.total) == ("INR", "INR", D(200))
     from kassa.models import OutboxMessage
 
-    body = db.session.scalar(select(OutboxMessage.body_text).where(OutboxMessage.invoice_id == invoice.id))
+    sent = next(m for m in smtp_sink if m["To"] == "jo@austin.example")
+    body = sent.get_body(("plain",)).get_content()
     assert "https://cp.cloud7.example/orders/invoice/" in body and "₹200.00" in body
+    kept = db.session.scalar(select(OutboxMessage.body_text).where(OutboxMessage.invoice_id == invoice.id))
+    assert "not kept" in kept  # the first password is not stored once the message is sent
 
 
 # ------------------------------------------------------------------ by buyer country (seed 004)

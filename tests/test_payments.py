@@ -231,3 +231,14 @@ def test_gateway_verify(db, admin, fake_gateway, api):
                                                                              "message": "Connected to FakePay."}
     plugin_settings.save_settings(admin, "fakegateway", {"api_key": "wrong"})
     assert api(admin).post("/api/v1/gateways/fakepay/verify").get_json()["ok"] is False
+
+
+def test_online_payment_below_the_minimum_is_refused_everywhere(db, admin, customer, customer_admin, fake_gateway,
+                                                                 api):
+    from kassa.services import settings
+
+    settings.update_billing_settings(admin, currency="INR", precision=2, online_minimums="INR 200")
+    inv = invoice_for(admin, customer, amount="100")
+    response = api(customer_admin).post(f"/api/v1/invoices/{inv.id}/pay", json={"return_url": "https://x.example/"})
+    assert response.status_code == 409 and "contact support" in response.get_json()["error"]["message"]
+    assert db.session.scalar(select(func.count(Payment.id))) == 0

@@ -107,6 +107,11 @@ def pay_hosted(actor, invoice: Invoice, return_url: str) -> Payment:
     """Seed 004 "Pay Invoice": start a payment on the gateway's own page (the Indian
     gateway for INR, PayPal for USD); the buyer is sent to ``payment.redirect_url``."""
     org = db.session.get(Organisation, invoice.org_id)
+    due = invoicing.amount_due(invoice)
+    if due > 0 and not settings.online_payment_allowed(org.provider_id, invoice.currency, due):
+        minimum = settings.online_minimum(org.provider_id, invoice.currency)
+        raise Conflict(f"Online payment is possible from {minimum} {invoice.currency}; for smaller amounts "
+                       f"please contact support.")
     info = gateways.hosted_gateway(org.provider_id, invoice.currency, org.country)
     if info is None:
         raise ServiceError(f"No online payment gateway takes {invoice.currency} from {org.country}.")

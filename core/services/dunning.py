@@ -43,10 +43,10 @@ from ..clock import today as clock_today
 from ..clock import utcnow_naive
 from ..contracts import DunningCase, DunningPhase
 from ..extensions import db
-from ..models import (Account, DunningEvent, DunningState, Invoice, LedgerEntry, LedgerTransaction, Organisation,
+from ..models import (Account, AuditEvent, DunningEvent, DunningState, Invoice, LedgerEntry, LedgerTransaction, Organisation,
                       OutboxMessage, PaymentMethod, Subscription, User)
 from ..plugins import host
-from . import audit, plugin_settings, settings
+from . import plugin_settings, settings
 from .cache import memo
 from .context import party, provider_context
 from .errors import ServiceError
@@ -353,17 +353,29 @@ class _Run:
     emailed: dict = field(default_factory=dict)  # (org id, phase) -> day of the last e-mail
     contacts: dict = field(default_factory=dict)  # org id -> primary contact's address
     outbox: list = field(default_factory=list)  # (message row, its history event) queued in this chunk
+    events: list = field(default_factory=list)  # history rows of this chunk
+    audits: list = field(default_factory=list)  # audit-log rows of this chunk
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
 
 
 def _event(run: _Run, org_id: int, kind: str, phase: str, summary: str, details: dict | None = None,
-           key: str | None = None) -> DunningEvent:
-    event = DunningEvent(provider_id=run.provider_id, org_id=org_id, kind=kind, phase=phase, day=run.day,
-                         summary=summary[:500], details=details or {}, key=key, at=utcnow_naive())
-    db.session.add(event)
-    return event
+           key: str | None = None) -> dict:
+    """A line of the organisation's history, written with the chunk (see _write_rows)."""
+    row = dict(provider_id=run.provider_id, org_id=org_id, kind=kind, phase=phase, day=run.day,
+               summary=summary[:500], details=details or {}, key=key, at=utcnow_naive())
+    run.events.append(row)
+    return row
+
+
+def _audit(run: _Run, org: Organisation, action: str, summary: str) -> dict:
+    """An audit-log row, as audit.record writes it (the engine is the actor: no user)."""
+    row = dict(provider_id=run.provider_id, org_id=org.id, actor_id=None, action=action,
+               object_type=type(org).__name__, object_id=str(org.id), summary=summary[:500], details={},
+               at=utcnow_naive())
+    run.audits.append(row)
+    return row
 
 
 def _case(org: Organisation, state: DunningState, unpaid: list[Unpaid]) -> DunningCase:
@@ -440,7 +452,7 @@ def _decide(run: _Run, org: Organisation, unpaid: list[Unpaid], state: DunningSt
         _event(run, org.id, "back" if back else "enter", step.key, summary,
                {"from": previous, "entered_on": state.entered_on.isoformat(), "scheduled": step.starts_on.isoformat(),
                 "anchor": anchor.isoformat(), "amount": str(amount)})
-        audit.record(run.actor, "dunning.enter", org, provider_id=run.provider_id, org_id=org.id, summary=summary)
+        _audit(run, org, "dunning.enter", summary=summary)
         run.count("entered")
         after_commit(lambda p=run.provider_id, k=step.key, c=case: _fire_enter(p, k, c))
     tl = timeline(anchor, run.plans, current=(state.phase, state.entered_on))
@@ -479,8 +491,7 @@ def _suspend(run: _Run, org: Organisation, state: DunningState) -> None:
     names = ", ".join(s.name for s in subs)
     _event(run, org.id, "suspend", state.phase, f"Suspended {len(subs)} subscription(s): {names}",
            {"subscriptions": [s.id for s in subs]})
-    audit.record(run.actor, "dunning.suspend", org, provider_id=run.provider_id, org_id=org.id,
-                 summary=f"{org.name}: {len(subs)} subscription(s) suspended")
+    _audit(run, org, "dunning.suspend", summary=f"{org.name}: {len(subs)} subscription(s) suspended")
     run.count("suspended", len(subs))
 
 
@@ -498,8 +509,7 @@ def _restore(run: _Run, org: Organisation, state: DunningState) -> None:
     if subs:
         _event(run, org.id, "restore", state.phase, f"Resumed {len(subs)} subscription(s) dunning had suspended",
                {"subscriptions": [s.id for s in subs]})
-        audit.record(run.actor, "dunning.restore", org, provider_id=run.provider_id, org_id=org.id,
-                     summary=f"{org.name}: {len(subs)} subscription(s) resumed")
+        _audit(run, org, "dunning.restore", summary=f"{org.name}: {len(subs)} subscription(s) resumed")
         run.count("restored", len(subs))
 
 
@@ -550,7 +560,7 @@ def _terminate(run: _Run, org: Organisation, state: DunningState, unpaid: list[U
     summary = (f"Terminated: {len(subs)} subscription(s) cancelled, {_money(state.overdue_amount, state.currency)} "
                f"unpaid since {state.anchor_date}")
     _event(run, org.id, "terminate", state.phase, summary, {"subscriptions": [s.id for s in subs]})
-    audit.record(run.actor, "dunning.terminate", org, provider_id=run.provider_id, org_id=org.id, summary=summary)
+    _audit(run, org, "dunning.terminate", summary=summary)
     state.status, state.phase, state.phase_name = TERMINATED, TERMINATED, TERMINATED_NAME
     state.entered_on, state.banner, state.restricted = run.day, True, False
     state.suspended_subscription_ids, state.next_step, state.next_on = [], "", None
@@ -573,7 +583,7 @@ def _close(run: _Run, org: Organisation, state: DunningState, *, paid: bool) -> 
     else:
         kind, summary = "cleared", f"Left {state.phase_name}: no dunning phase is enabled"
     _event(run, org.id, kind, state.phase, summary, {"amount": str(state.overdue_amount)})
-    audit.record(run.actor, f"dunning.{kind}", org, provider_id=run.provider_id, org_id=org.id, summary=summary)
+    _audit(run, org, f"dunning.{kind}", summary=summary)
     db.session.delete(state)
 
 
@@ -609,13 +619,13 @@ def _process(run: _Run, org_ids: Sequence[int], *, skip_locked: bool) -> int:
         with db.session.no_autoflush:  # every row is written once, in bulk, when the chunk commits
             for org in orgs:
                 _decide(run, org, unpaid.get(org.id, []), states.get(org.id))
-        _queue_outbox(run)
+        _write_rows(run)
     return len(orgs)
 
 
 def _preload(run: _Run, ids: list[int]) -> None:
     """What deciding the chunk needs, in three queries instead of three per organisation."""
-    run.active_subs, run.emailed, run.contacts, run.outbox = {}, {}, {}, []
+    run.active_subs, run.emailed, run.contacts = {}, {}, {}
     if not ids:
         return
     for sub in db.session.scalars(select(Subscription).where(Subscription.org_id.in_(ids),
@@ -632,18 +642,23 @@ def _preload(run: _Run, ids: list[int]) -> None:
         run.contacts[org_id] = email
 
 
-def _queue_outbox(run: _Run) -> None:
-    """Insert the chunk's e-mails with one statement; one delivery job takes them after commit."""
-    if not run.outbox:
-        return
-    from ..jobs import enqueue
+def _write_rows(run: _Run) -> None:
+    """Write what the chunk decided in bulk, in its transaction: the e-mails (one
+    delivery job takes them after commit), the history and the audit rows."""
+    outbox, events, audits = run.outbox, run.events, run.audits
+    run.outbox, run.events, run.audits = [], [], []
+    if outbox:
+        from ..jobs import enqueue
 
-    ids = db.session.scalars(insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True),
-                             [row for row, _ in run.outbox]).all()
-    for message_id, (_, event) in zip(ids, run.outbox):
-        event.details = dict(event.details, outbox_id=message_id)
-    run.outbox = []
-    after_commit(lambda ids=list(ids): enqueue("kassa.jobs.tasks.deliver_emails", ids))
+        ids = db.session.scalars(insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True),
+                                 [row for row, _ in outbox]).all()
+        for message_id, (_, event) in zip(ids, outbox):
+            event["details"] = dict(event["details"], outbox_id=message_id)
+        after_commit(lambda ids=list(ids): enqueue("kassa.jobs.tasks.deliver_emails", ids))
+    if events:
+        db.session.execute(insert(DunningEvent), events)
+    if audits:
+        db.session.execute(insert(AuditEvent), audits)
 
 
 def _process_chunk(run: _Run, org_ids: Sequence[int], totals: dict) -> None:
@@ -729,6 +744,7 @@ def retry_cards(run: _Run) -> dict:
                 _event(run, org_id, "retry", "", text + (f" ({reason})" if reason else ""),
                        {"invoice": invoice.number, "status": status, "reason": reason},
                        key=f"retry:{org_id}:{invoice_id}:{run.day.isoformat()}")
+                _write_rows(run)
             if status != "succeeded":
                 break
     return done

@@ -206,6 +206,10 @@ def _smtp(email: EmailMessage, host: str, port: int, *, ssl_wrap: bool, starttls
         smtp.send_message(email)
 
 
+#: templates whose text holds a password: their bodies are blanked once sent
+CARRIES_CREDENTIALS = frozenset({"order_invoice"})
+
+
 def deliver(message_id: int) -> str:
     """Send one queued message; on failure count the attempt and re-raise so the job is retried."""
     message = db.session.get(OutboxMessage, message_id)
@@ -227,10 +231,13 @@ def deliver(message_id: int) -> str:
         message.status = "sent"
         message.sent_at = utcnow_naive()
         message.last_error = ""
-        if not message.body_text and text is not None:  # keep what was sent
-            message.body_text = text.get_content()
-        if not message.body_html and html is not None:
-            message.body_html = html.get_content()
+        if message.template in CARRIES_CREDENTIALS:  # a first password is never kept at rest
+            message.body_text = message.body_html = "(not kept: this message carried sign-in credentials)"
+        else:
+            if not message.body_text and text is not None:  # keep what was sent
+                message.body_text = text.get_content()
+            if not message.body_html and html is not None:
+                message.body_html = html.get_content()
     return "sent"
 
 
