@@ -176,3 +176,10 @@ def test_console_settings_form_for_a_real_plugin(app, db, provider, admin, conso
     assert response.status_code == 302
     page = c.get("/plugins/gateway_stripe/settings").get_data(as_text=True)
     assert "sk_test_0123456789abcdef" not in page and "cdef" in page
+
+
+def test_saving_a_builtin_plugins_settings_keeps_it_enabled(app, db, provider, admin):
+    assert plugin_settings.is_enabled(provider.id, "builtin.email")
+    plugin_settings.save_settings(admin, "builtin.email", {"host": "", "port": "587"})
+    host().forget_cache()
+    assert plugin_settings.is_enabled(provider.id, "builtin.email")

@@ -138,7 +138,9 @@ def save_settings(actor, name: str, formdata) -> dict:
                               {k: "; ".join(v) for k, v in form.errors.items()})
     secret_names = secret_fields(form)
     with atomic():
-        state = _state(provider_id, name) or PluginState(provider_id=provider_id, plugin=name, enabled=False)
+        record = _host().records.get(name)
+        state = _state(provider_id, name) or PluginState(  # saving settings keeps the plugin's default state
+            provider_id=provider_id, plugin=name, enabled=bool(record and (record.builtin or record.required)))
         stored = dict(state.settings or {})
         changed = []
         for field in form:
