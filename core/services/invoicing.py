@@ -109,11 +109,15 @@ def due_amounts(invoice_ids) -> dict[int, Decimal]:
 
 
 def status_of(invoice: Invoice, due: Decimal) -> str:
-    if invoice.cancelled_at is not None:
+    return status_for(invoice.cancelled_at, invoice.total, due)
+
+
+def status_for(cancelled_at, total: Decimal, due: Decimal) -> str:
+    if cancelled_at is not None:
         return CANCELLED
     if due <= 0:
         return PAID
-    return UNPAID if due >= invoice.total else PARTIALLY_PAID
+    return UNPAID if due >= total else PARTIALLY_PAID
 
 
 def amount_due(invoice: Invoice) -> Decimal:
