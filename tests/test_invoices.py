@@ -255,3 +255,10 @@ def test_reseller_sees_only_its_customers_invoices(db, admin, reseller, reseller
     assert api(reseller_admin).get(f"/api/v1/invoices/{b.id}").status_code == 404
     assert console(reseller_admin).get(f"/billing/invoices/{b.id}").status_code == 404
     assert api(reseller_admin).post(f"/api/v1/invoices/{b.id}/cancel", json={}).status_code == 404
+
+
+def test_cancelled_invoices_show_in_the_list(db, admin, customer, console):
+    inv = manual(admin, customer)
+    invoicing.cancel(admin, inv, "typo")
+    page = console(admin).get("/billing/invoices")
+    assert page.status_code == 200 and "Cancelled" in page.get_data(as_text=True)

@@ -50,7 +50,8 @@ class DunningEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
-    kind: Mapped[str] = mapped_column(String(20))  # enter | back | suspend | restore | email | retry | terminate | resolved | cleared
+    # enter | back | suspend | restore | email | retry | terminate | resolved | cleared
+    kind: Mapped[str] = mapped_column(String(20))
     phase: Mapped[str] = mapped_column(String(40), default="")
     day: Mapped[date]  # the business day (the clock's today)
     summary: Mapped[str] = mapped_column(String(500), default="")

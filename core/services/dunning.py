@@ -33,18 +33,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from flask import render_template
+from flask import current_app
 from sqlalchemy import func, insert, select
 
 from ..clock import today as clock_today
 from ..clock import utcnow_naive
 from ..contracts import DunningCase, DunningPhase
 from ..extensions import db
-from ..models import (Account, AuditEvent, DunningEvent, DunningState, Invoice, LedgerEntry, LedgerTransaction, Organisation,
-                      OutboxMessage, PaymentMethod, Subscription, User)
+from ..money import plain
+from ..models import (Account, AuditEvent, DunningEvent, DunningState, Invoice, LedgerEntry, LedgerTransaction,
+                      Organisation, OutboxMessage, PaymentMethod, Subscription, User)
 from ..plugins import host
 from . import plugin_settings, settings
 from .cache import memo
@@ -347,7 +348,9 @@ class _Run:
     plans: list[PhasePlan]
     currency: str
     actor: _Engine
+    precision: int = 2
     counts: dict = field(default_factory=dict)
+    now: datetime = field(default_factory=utcnow_naive)  # the clock's now, naive UTC, for the rows written
     # read once per chunk, under the lock (see _preload)
     active_subs: dict = field(default_factory=dict)  # org id -> active subscriptions
     emailed: dict = field(default_factory=dict)  # (org id, phase) -> day of the last e-mail
@@ -364,7 +367,7 @@ def _event(run: _Run, org_id: int, kind: str, phase: str, summary: str, details:
            key: str | None = None) -> dict:
     """A line of the organisation's history, written with the chunk (see _write_rows)."""
     row = dict(provider_id=run.provider_id, org_id=org_id, kind=kind, phase=phase, day=run.day,
-               summary=summary[:500], details=details or {}, key=key, at=utcnow_naive())
+               summary=summary[:500], details=details or {}, key=key, at=run.now)
     run.events.append(row)
     return row
 
@@ -373,7 +376,7 @@ def _audit(run: _Run, org: Organisation, action: str, summary: str) -> dict:
     """An audit-log row, as audit.record writes it (the engine is the actor: no user)."""
     row = dict(provider_id=run.provider_id, org_id=org.id, actor_id=None, action=action,
                object_type=type(org).__name__, object_id=str(org.id), summary=summary[:500], details={},
-               at=utcnow_naive())
+               at=run.now)
     run.audits.append(row)
     return row
 
@@ -393,8 +396,8 @@ def _fire_resolved(provider_id: int, case: DunningCase, reason: str) -> None:
     host().hooks(provider_id).kassa_dunning_resolved(case=case, reason=reason, ctx=provider_context(provider_id))
 
 
-def _money(amount: Decimal, currency: str) -> str:
-    return f"{amount} {currency}"
+def _money(run: "_Run", amount: Decimal, currency: str) -> str:
+    return f"{plain(amount, run.precision)} {currency}"
 
 
 def _decide(run: _Run, org: Organisation, unpaid: list[Unpaid], state: DunningState | None) -> None:
@@ -408,7 +411,7 @@ def _decide(run: _Run, org: Organisation, unpaid: list[Unpaid], state: DunningSt
     amount, currency = total(unpaid)
     if state is not None and state.status == TERMINATED:
         if state.overdue_amount != amount:
-            state.overdue_amount, state.updated_at = amount, utcnow_naive()
+            state.overdue_amount, state.updated_at = amount, run.now
         return
     current = (state.phase, state.entered_on) if state is not None else None
     tl = timeline(anchor, run.plans, current=current)
@@ -431,7 +434,7 @@ def _decide(run: _Run, org: Organisation, unpaid: list[Unpaid], state: DunningSt
         state = DunningState(org_id=org.id, provider_id=run.provider_id, status=ACTIVE, phase="", phase_name="",
                              started_on=day, entered_on=day, anchor_date=anchor, banner=False, restricted=False,
                              suspended_subscription_ids=[], overdue_amount=amount, currency=currency,
-                             next_step="", updated_at=utcnow_naive())
+                             next_step="", updated_at=run.now)
         db.session.add(state)
     elif current_index is None or back:
         walk = [target]
@@ -446,7 +449,7 @@ def _decide(run: _Run, org: Organisation, unpaid: list[Unpaid], state: DunningSt
         state.entered_on = day if (late and not back) else step.starts_on
         case = _case(org, state, unpaid)
         verb = "Back to" if back else "Entered"
-        summary = (f"{verb} {step.name}: {_money(amount, currency)} overdue since {anchor}"
+        summary = (f"{verb} {step.name}: {_money(run, amount, currency)} overdue since {anchor}"
                    + (f" (scheduled {step.starts_on}; lasts {step.plan.days} days from today)" if late and not back
                       else ""))
         _event(run, org.id, "back" if back else "enter", step.key, summary,
@@ -464,12 +467,16 @@ def _apply(run: _Run, org: Organisation, state: DunningState, step: Step, unpaid
            tl: Timeline) -> None:
     """The effects of the phase the organisation is in: banner, suspension, e-mails."""
     day = run.day
-    state.banner, state.restricted = step.plan.banner, step.plan.suspend
-    state.overdue_amount, state.currency = total(unpaid)
-    state.anchor_date = unpaid[0].due_date
+    amount, currency = total(unpaid)
     upcoming = tl.next_change(day)
-    state.next_step, state.next_on = (upcoming if upcoming else ("", None))
-    state.updated_at = utcnow_naive()
+    next_step, next_on = upcoming if upcoming else ("", None)
+    values = {"banner": step.plan.banner, "restricted": step.plan.suspend, "overdue_amount": amount,
+              "currency": currency, "anchor_date": unpaid[0].due_date, "next_step": next_step, "next_on": next_on}
+    changed = {k: v for k, v in values.items() if getattr(state, k) != v}
+    if changed:  # an unchanged organisation is not written at all
+        for key, value in changed.items():
+            setattr(state, key, value)
+        state.updated_at = run.now
     if step.plan.suspend:
         _suspend(run, org, state)
     elif state.suspended_subscription_ids:
@@ -537,9 +544,9 @@ def _email(run: _Run, org: Organisation, state: DunningState, step: Step, slot: 
                                    termination_on=state.next_on if upcoming and upcoming[0] == TERMINATED_NAME
                                    else None)
     row = dict(provider_id=provider.id, org_id=org.id, template=template, to_email=to_email, subject=subject[:300],
-               body_text=render_template(f"email/{template}.txt", **context),
-               body_html=render_template(f"email/{template}.html", **context), invoice_id=None, status="queued",
-               attempts=0, last_error="", created_at=utcnow_naive())
+               body_text=_render(f"email/{template}.txt", context),
+               body_html=_render(f"email/{template}.html", context), invoice_id=None, status="queued",
+               attempts=0, last_error="", created_at=run.now)
     event = _event(run, org.id, "email", step.key, f"{step.name} e-mail ({template}) to {to_email}", details,
                    key=key)
     run.outbox.append((row, event))
@@ -557,14 +564,14 @@ def _terminate(run: _Run, org: Organisation, state: DunningState, unpaid: list[U
     for sub in subs:
         subscriptions.set_status(run.actor, sub, "cancel")
     case = _case(org, state, unpaid)
-    summary = (f"Terminated: {len(subs)} subscription(s) cancelled, {_money(state.overdue_amount, state.currency)} "
-               f"unpaid since {state.anchor_date}")
+    owed = _money(run, state.overdue_amount, state.currency)
+    summary = f"Terminated: {len(subs)} subscription(s) cancelled, {owed} unpaid since {state.anchor_date}"
     _event(run, org.id, "terminate", state.phase, summary, {"subscriptions": [s.id for s in subs]})
     _audit(run, org, "dunning.terminate", summary=summary)
     state.status, state.phase, state.phase_name = TERMINATED, TERMINATED, TERMINATED_NAME
     state.entered_on, state.banner, state.restricted = run.day, True, False
     state.suspended_subscription_ids, state.next_step, state.next_on = [], "", None
-    state.updated_at = utcnow_naive()
+    state.updated_at = run.now
     run.count("terminated")
     after_commit(lambda p=run.provider_id, c=case: _fire_resolved(p, c, "terminated"))
 
@@ -592,8 +599,9 @@ def _close(run: _Run, org: Organisation, state: DunningState, *, paid: bool) -> 
 
 def _new_run(provider_id: int, day: date) -> _Run:
     provider = db.session.get(Organisation, provider_id)
-    return _Run(provider_id=provider_id, day=day, plans=phase_plans(provider_id),
-                currency=settings.config(provider_id).currency, actor=_Engine(provider))
+    config = settings.config(provider_id)
+    return _Run(provider_id=provider_id, day=day, plans=phase_plans(provider_id), currency=config.currency,
+                actor=_Engine(provider), precision=config.precision)
 
 
 def _lock_orgs(org_ids: Sequence[int], *, skip_locked: bool) -> list[Organisation]:
@@ -642,6 +650,12 @@ def _preload(run: _Run, ids: list[int]) -> None:
         run.contacts[org_id] = email
 
 
+def _render(name: str, context: dict) -> str:
+    """An e-mail template, rendered as notifications.queue renders it, without the
+    request-only context processors of the console (thousands per first sweep)."""
+    return current_app.jinja_env.get_template(name).render(context)
+
+
 def _write_rows(run: _Run) -> None:
     """Write what the chunk decided in bulk, in its transaction: the e-mails (one
     delivery job takes them after commit), the history and the audit rows."""
@@ -655,10 +669,28 @@ def _write_rows(run: _Run) -> None:
         for message_id, (_, event) in zip(ids, outbox):
             event["details"] = dict(event["details"], outbox_id=message_id)
         after_commit(lambda ids=list(ids): enqueue("kassa.jobs.tasks.deliver_emails", ids))
-    if events:
-        db.session.execute(insert(DunningEvent), events)
-    if audits:
-        db.session.execute(insert(AuditEvent), audits)
+    _bulk_insert(DunningEvent, events)
+    _bulk_insert(AuditEvent, audits)
+
+
+def _bulk_insert(model, rows: list[dict]) -> None:
+    """Insert rows in the current transaction: COPY on PostgreSQL (a first sweep over
+    thousands of organisations writes tens of thousands of history and audit rows),
+    an executemany elsewhere."""
+    if not rows:
+        return
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        db.session.execute(insert(model), rows)
+        return
+    from psycopg.types.json import Json
+
+    columns = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in columns)
+    with connection.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f'COPY "{model.__tablename__}" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(tuple(Json(v) if isinstance(v, (dict, list)) else v for v in (row[c] for c in columns)))
 
 
 def _process_chunk(run: _Run, org_ids: Sequence[int], totals: dict) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy import and_, or_, select
 
@@ -108,7 +109,7 @@ def get(user, invoice_id) -> Invoice:
 def with_status(invoices) -> list[tuple[Invoice, str, object]]:
     """Attach the derived status and amount due with one query for the whole page."""
     dues = invoicing.due_amounts(i.id for i in invoices)
-    return [(i, invoicing.status_of(i, dues[i.id]), dues[i.id] if i.cancelled_at is None else 0) for i in invoices]
+    return [(i, invoicing.status_of(i, dues[i.id]), dues[i.id] if i.cancelled_at is None else Decimal(0)) for i in invoices]
 
 
 def org_names(invoices) -> dict[int, str]:

@@ -133,12 +133,22 @@ def invoice_pay(invoice_id: int):
             payment = charges.pay_hosted(current_user, invoice, url_for(
                 "payments.pay_return", payment_id=0, _external=True).replace("/0/", "/PAYMENT_ID/"))
             if payment.status == "requires_action" and payment.redirect_url:
-                return redirect(payment.redirect_url)
+                return to_gateway(payment)
         return redirect(url_for("payments.payment_result", payment_id=payment.id))
     except ServiceError as exc:
         db.session.rollback()
         _flash_error(exc)
         return redirect(url_for("billing.invoice", invoice_id=invoice.id))
+
+
+def to_gateway(payment: Payment):
+    """Off to the gateway's hosted page. A browser refuses to follow a form post's
+    redirect to another origin (CSP ``form-action 'self'`` covers redirects), so the
+    console's pay forms (field ``via=page``) get a page of ours that moves on by itself
+    (meta refresh, no script) or by its link; other clients get the redirect."""
+    if request.form.get("via") == "page":
+        return render_template("payments/to_gateway.html", payment=payment)
+    return redirect(payment.redirect_url)
 
 
 def _scoped_payment(payment_id: int) -> Payment:

@@ -109,7 +109,14 @@ class UI:
         self.page.get_by_role("button", name="Sign out").click()
         self.page.wait_for_url(re.compile(r"/login$"))
 
+    def submit(self, button) -> None:
+        """Click ``button`` and wait for the page its form leads to."""
+        with self.page.expect_navigation():
+            button.click()
+
     def flash(self) -> str:
+        """The page's messages (waiting for the first to be there)."""
+        self.page.locator(".flash").first.wait_for()
         return " ".join(self.page.locator(".flash").all_inner_texts())
 
     def snap(self, step: str = "") -> Path:
