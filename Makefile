@@ -23,7 +23,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/kassa db upgrade
 	$(BIN)/kassa demo
-	PORT=$(PORT) $(BIN)/kassa serve
+	KASSA_TEST_CLOCK=1 PORT=$(PORT) $(BIN)/kassa serve
 
 # Prism (the vendors' API contracts for the gateway tests) comes from npm; without npm
 # those tests skip with the reason (and fail under CI=true).
