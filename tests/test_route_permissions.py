@@ -32,7 +32,7 @@ import pytest
 from kassa.contracts import ExportInfo, RenderedDocument
 from kassa.hookspecs import hookimpl
 from kassa.testing.billing import rule, service, subscribe
-from kassa.testing.helpers import Api, Console, isolated
+from kassa.testing.helpers import Api, isolated
 
 ROLES = ("cloud_admin", "staff", "reseller_admin", "reseller_subadmin", "customer_admin", "customer_user",
          "anonymous")

@@ -2,6 +2,8 @@
 a contract, items from the contract or entered by hand, issued Paid or Unpaid."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from ..clock import today
 from ..extensions import db
 from ..models import Organisation
@@ -60,7 +62,8 @@ def create(actor, data: dict):
     provider = db.session.get(Organisation, actor.org.provider_id)
     with atomic():
         invoice = invoicing.issue(provider=provider, buyer=org, lines=lines, issue_date=issue_date, due_date=due_date,
-                                  period_start=period_from, period_end=period_to,
+                                  period_start=period_from,
+                                  period_end=period_to + timedelta(days=1),  # stored exclusive, like every period
                                   subscription_id=contract.id if contract else None, kind="manual", notes=notes,
                                   actor=actor)
         if status == "paid" and invoicing.amount_due(invoice) > 0:

@@ -14,6 +14,7 @@ from wtforms.validators import NumberRange, Optional
 from ..clock import FrozenClock, get_clock, today
 from ..extensions import db
 from ..models import Invoice, Organisation
+from ..money import format_money
 from ..permissions import CLOUD_ADMIN, can
 from ..services import dunning, scope
 from ..services.cache import forget
@@ -32,7 +33,8 @@ FREE_ENDPOINTS = frozenset({
 
 
 def suspension_message(state) -> str:
-    return (f"Your account is suspended for non-payment: {state.overdue_amount} {state.currency} is overdue since "
+    return (f"Your account is suspended for non-payment: {format_money(state.overdue_amount, state.currency)} is "
+            f"overdue since "
             f"{state.anchor_date}. Pay the overdue invoices to restore it.")
 
 

@@ -177,7 +177,9 @@ def invoice_link_pay(token: str):
         flash(exc.message, "error")
         return back
     if payment.status == "requires_action" and payment.redirect_url:
-        return redirect(payment.redirect_url)
+        from .payment_views import to_gateway
+
+        return to_gateway(payment)
     return redirect(url_for("payments.payment_result", payment_id=payment.id))
 
 

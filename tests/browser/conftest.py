@@ -31,9 +31,12 @@ IGNORED_CONSOLE = re.compile(r"Failed to load resource: the server responded wit
 
 
 def _chromium_path() -> str | None:
-    path = os.environ.get("KASSA_CHROMIUM") or "/usr/bin/chromium"
-    if os.path.exists(path):
-        return path
+    """KASSA_CHROMIUM when set (and only it), else Debian's chromium."""
+    wanted = os.environ.get("KASSA_CHROMIUM")
+    if wanted:
+        return wanted if os.access(wanted, os.X_OK) else None
+    if os.access("/usr/bin/chromium", os.X_OK):
+        return "/usr/bin/chromium"
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 

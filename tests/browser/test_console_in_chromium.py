@@ -16,9 +16,6 @@ from kassa.testing.billing import rule, service, subscribe
 from kassa.testing.fake_gateway import sign
 from kassa.testing.pytest_plugin import TEST_PASSWORD
 
-pytestmark = pytest.mark.usefixtures("clock")
-
-
 def invoice_for(admin, org, amount="118", due="2026-01-20", issued="2026-01-05"):
     from kassa.services import manual_invoices
 
