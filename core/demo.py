@@ -145,6 +145,24 @@ def _seed_billing(admin, provider) -> None:
     wallet.move(admin, by_name["Kaveri Foods LLP"], "wallet_topup", "25000", "NEFT-DEMO-1", "Advance payment")
     wallet.move(admin, by_name["Pune Robotics"], "free_credit", "1000", "WELCOME", "Welcome credit")
     billing_run.start(admin, provider.id, background=False)
+    _settle_history(admin, provider)
+
+
+def _settle_history(admin, provider) -> None:
+    """Earlier invoices were paid by bank transfer; the latest of each customer is still open,
+    so the demo starts with customers in good standing or within their grace period."""
+    from datetime import timedelta
+
+    from .clock import today
+    from .models import Invoice
+    from .services import invoicing, payments
+
+    recent = today() - timedelta(days=10)
+    for invoice in db.session.scalars(select(Invoice).where(Invoice.provider_id == provider.id,
+                                                            Invoice.due_date < recent).order_by(Invoice.id)).all():
+        if invoicing.amount_due(invoice) > 0:
+            payments.adjust_offline(admin, invoice, mark_as_paid=True, reference=f"NEFT-{invoice.number}",
+                                    description="Bank transfer (demo history)")
 
 
 def print_logins(echo) -> None:
