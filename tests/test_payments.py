@@ -118,7 +118,7 @@ def test_twenty_concurrent_captures_charge_once(app, db, admin, customer, fake_g
     [t.start() for t in threads]
     [t.join(60) for t in threads]
     db.session.rollback()
-    assert outcomes.count("succeeded") == 1 and len(outcomes) == 20
+    assert outcomes.count("succeeded") == 1 and len(outcomes) == 20, outcomes
     assert len(fake_gateway.charges) == 1
     assert db.session.scalar(select(func.count(Payment.id))) == 1
     assert invoicing.status(inv) == "paid"

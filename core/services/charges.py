@@ -159,6 +159,11 @@ def validate_card(actor, method: PaymentMethod, amount: Decimal) -> Payment:
 def settle(payment_id: int, result: GatewayResult) -> Payment:
     """Apply a gateway's answer to an attempt, once: a final attempt never changes again."""
     with atomic():
+        # the invoice first, as _open_attempt does: an attempt is never opened between reading
+        # what is due and seeing the attempts (READ COMMITTED gives each statement a new snapshot)
+        invoice_id = db.session.scalar(select(Payment.invoice_id).where(Payment.id == payment_id))
+        if invoice_id is not None:
+            db.session.scalar(select(Invoice.id).where(Invoice.id == invoice_id).with_for_update())
         payment = db.session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
         if payment.status in FINAL:
             return payment
