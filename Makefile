@@ -21,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml $(PLUGINS)
 install: $(STAMP)
 
 run: install
-	$(BIN)/kassa db upgrade
+	$(BIN)/kassa db upgrade heads
 	$(BIN)/kassa demo
 	KASSA_TEST_CLOCK=1 PORT=$(PORT) $(BIN)/kassa serve
 

@@ -16,12 +16,13 @@ def main() -> int:
     scale = float(os.environ.get("BENCH_SCALE", "1"))
     only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
     report = Report()
-    from . import billing, documents, dunning, invoices
+    from . import billing, documents, dunning, invoices, load
 
     suites = [("billing", lambda: billing.run(report, int(100_000 * scale))),
               ("invoices", lambda: invoices.run(report, int(1_000_000 * scale))),
               ("dunning", lambda: dunning.run(report)),
-              ("documents", lambda: documents.run(report))]
+              ("documents", lambda: documents.run(report)),
+              ("load", lambda: load.bench(report, int(1_000_000 * scale)))]
     for name, suite in suites:
         if only and name not in only:
             continue

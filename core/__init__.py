@@ -1,7 +1,6 @@
 """Kassa: billing and invoicing for cloud providers and their resellers."""
 from __future__ import annotations
 
-import logging
 import os
 
 from flask import Flask
@@ -24,8 +23,9 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from .logs import configure_logging
+
+    configure_logging(app.config)  # KASSA_LOG_FORMAT text|json, KASSA_LOG_LEVEL
 
     from . import models  # noqa: F401  (register the tables)
     from .clock import FrozenClock, SystemClock
@@ -52,6 +52,11 @@ def create_app(config: dict | None = None) -> Flask:
     from .web import init_web
 
     init_web(app)
+    from .logs import init_request_logging
+    from .web.health import init_health
+
+    init_health(app)
+    init_request_logging(app)
     from .jobs import init_jobs
 
     init_jobs(app)

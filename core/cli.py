@@ -88,11 +88,26 @@ def plugins_group():
 @with_appcontext
 def plugins_list():
     """List installed plugins with version, hooks and errors."""
-    from .plugins import host
+    from sqlalchemy.exc import SQLAlchemyError
 
+    from .extensions import db
+    from .plugins import host
+    from .services import plugin_health
+
+    try:
+        failing = plugin_health.failing()  # unresolved failures, every provider
+    except SQLAlchemyError:  # a database not migrated yet: the installed plugins are still worth listing
+        db.session.rollback()
+        failing = {}
+        click.echo("(failures not shown: the database is not reachable or not migrated; run `kassa db upgrade`)")
     for record in sorted(host().records.values(), key=lambda r: r.name):
         state = "BROKEN" if record.broken else ("built-in" if record.builtin else "installed")
+        state += ", FAILING" if record.name in failing else ""
         click.echo(f"{record.name:28} {record.distribution:26} {record.version:10} {state}")
+        if record.name in failing:
+            f = failing[record.name]
+            click.echo(f"    failing: {f.count_24h} in the last 24 h; last in {f.hook} at "
+                       f"{f.last_at:%Y-%m-%d %H:%M} UTC: {f.error}")
         if record.broken:
             click.echo(f"    error: {record.error}")
         elif record.hooks:
@@ -127,6 +142,18 @@ def users_create(org_id, email, name, role, password):
     except ServiceError as exc:
         raise click.ClickException(f"{exc.message} {exc.field_errors or ''}") from None
     click.echo(f"Created user {user.id} <{user.email}> as {user.role} in {org.name}.")
+
+
+from .cli_plugin import register as register_plugin_commands  # noqa: E402
+
+register_plugin_commands(main, plugins_list)  # kassa plugin new|docs|list
+
+from .doctor import doctor_command  # noqa: E402
+
+main.add_command(doctor_command)  # kassa doctor
+
+from .cli_billing import billing_group  # noqa: E402
+main.add_command(billing_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

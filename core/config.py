@@ -27,6 +27,9 @@ def from_environment(instance_path: str) -> dict:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "KASSA_LOG_FORMAT": os.environ.get("KASSA_LOG_FORMAT", "text"),
+        "KASSA_LOG_LEVEL": os.environ.get("KASSA_LOG_LEVEL", "INFO"),
+        "KASSA_SMTP_URL": os.environ.get("KASSA_SMTP_URL") or None,  # smtp[s]://user:pw@host:port[?starttls=1]
     }
 
 

@@ -31,6 +31,27 @@ class GatewayUnavailable(Exception):
     the outcome of the call is unknown and must be reconciled, never retried blindly."""
 
 
+class UnknownCountryError(ValueError):
+    """Raised by a tax engine when a party's country is not an ISO 3166-1 alpha-2
+    code ("XX", "", a name): taxing it as a foreign buyer would be silently wrong."""
+
+    def __init__(self, country: str, role: str = "buyer"):
+        self.country, self.role = country, role
+        shown = repr(country) if country else "empty"
+        super().__init__(f"The {role}'s country {shown} is not an ISO 3166-1 country code; set it on the "
+                         f"{role}'s organisation (e.g. 'IN', 'US').")
+
+
+def require_country(code: str, role: str = "buyer") -> str:
+    """``code`` upper-cased if it is an assigned ISO 3166-1 alpha-2 code, else :class:`UnknownCountryError`."""
+    import pycountry
+
+    value = (code or "").strip().upper()
+    if len(value) != 2 or pycountry.countries.get(alpha_2=value) is None:
+        raise UnknownCountryError(code, role)
+    return value
+
+
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 

@@ -6,6 +6,20 @@ plugin that returns something other than ``None``; such a plugin must return
 country). Built-in implementations are registered ``trylast`` so any installed
 plugin is asked first. The reference in ``docs/plugins.md`` is generated from
 these docstrings.
+
+A plugin may raise only the exceptions its hook documents (``GatewayDeclined``,
+``GatewayUnavailable``, ``WebhookSignatureError``, ``UnknownCountryError``:
+``kassa.plugins.CONTRACT_EXCEPTIONS``). Anything else, a ``ContractError`` from
+building a malformed result included, is a plugin failure: it is logged with
+the plugin's name and shown as "Failing" on the Plugins page, and then
+
+* ``firstresult`` hooks are actions (charge, tax quote, render, export, ...):
+  the action fails with ``PluginFailure`` naming the plugin; its transaction
+  rolls back, a billing run records that subscription as failed and goes on;
+* every other hook collects (``kassa_gateways``, ``kassa_invoice_context``,
+  ``kassa_settings_form``, ...) or notifies (events, dunning phases): the
+  failing plugin is skipped, as if it had returned ``None``, and the others
+  still run. A listing hook that raises at start-up marks the plugin broken.
 """
 from __future__ import annotations
 
@@ -61,7 +75,12 @@ class TaxHooks:
 
     @hookspec(firstresult=True)
     def kassa_tax_quote(self, draft, seller, buyer, ctx):
-        """Return a :class:`TaxQuote` for ``draft`` sold by ``seller`` to ``buyer`` (:class:`Party`), or ``None`` if this engine does not cover them."""
+        """Return a :class:`TaxQuote` for ``draft`` sold by ``seller`` to ``buyer`` (:class:`Party`), or ``None`` if this engine does not cover them.
+
+        Amounts are ``Decimal`` rounded to ``draft.precision``; the same arguments give the same quote. A buyer whose
+        country is not an ISO 3166-1 alpha-2 code ("XX", "") is refused with :class:`UnknownCountryError` (see
+        :func:`kassa.contracts.require_country`), never taxed as a foreign buyer; other data the engine cannot tax
+        (a state that is not one of the country's) is refused with a ``ValueError`` saying what to fix."""
 
     @hookspec(firstresult=True)
     def kassa_tax_id_check(self, country, tax_id):

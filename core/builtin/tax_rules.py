@@ -6,7 +6,7 @@ always equals the sum of what the invoice shows.
 """
 from decimal import Decimal
 
-from ..contracts import TaxComponent, TaxEngineInfo, TaxLineQuote, TaxQuote
+from ..contracts import TaxComponent, TaxEngineInfo, TaxLineQuote, TaxQuote, require_country
 from ..hookspecs import hookimpl
 from ..money import round_money
 
@@ -23,7 +23,7 @@ def kassa_tax_engines():
 def kassa_tax_quote(draft, seller, buyer, ctx):
     from ..services.tax_rules import active_rules
 
-    rules = active_rules(ctx.provider_id, buyer.country)
+    rules = active_rules(ctx.provider_id, require_country(buyer.country))
     lines = []
     for line in draft.lines:
         components = ()

@@ -21,7 +21,8 @@ def run_billing(run_id: int) -> dict:
 
 
 def scheduled_billing() -> list[int]:
-    """Start a billing run for every provider that has no run in progress."""
+    """Start a billing run for every provider that has no run in progress, and
+    resume any run left stalled (its jobs lost with Redis' data, its worker dead)."""
     from sqlalchemy import select
 
     from ..extensions import db
@@ -29,6 +30,7 @@ def scheduled_billing() -> list[int]:
     from ..services import billing_run
     from ..services.errors import Conflict
 
+    billing_run.resume_stalled()
     started = []
     for provider_id in db.session.scalars(select(Organisation.id).where(Organisation.kind == "provider")):
         try:

@@ -6,6 +6,7 @@ from .dunning import DunningEvent, DunningState
 from .invoices import BillingRun, BillingRunError, Invoice, InvoiceLine, InvoiceSequence, InvoiceTax
 from .ledger import Account, LedgerEntry, LedgerTransaction
 from .orgs import CUSTOMER, ORG_KINDS, PROVIDER, RESELLER, Organisation
+from .plugin_health import PluginFailureLog
 from .payments import CardExemption, CardSettings, Payment, PaymentMethod, WebhookEvent
 from .notifications import OutboxMessage
 from .orders import Order, OrderLine
@@ -20,5 +21,5 @@ __all__ = [
     "CardExemption", "CardSettings", "Payment", "PaymentMethod", "WebhookEvent",
     "Account", "ApiToken", "AuditEvent", "BillingSettings", "CUSTOMER", "LedgerEntry",
     "LedgerTransaction", "LoginAttempt", "ORG_KINDS", "Organisation", "PROVIDER",
-    "PluginState", "RESELLER", "User",
+    "PluginFailureLog", "PluginState", "RESELLER", "User",
 ]

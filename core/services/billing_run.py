@@ -10,13 +10,24 @@ priced (a tax engine failing, say) is recorded and left out; if the chunk's
 write fails, it is billed again one subscription at a time. Two runs racing for
 one period cannot both invoice it: the invoice's ``billing_key`` is unique in
 the database. With Redis, chunks are RQ jobs that any number of workers take.
+
+A chunk is one transaction: its invoices, the run's counters and its failures
+commit together, so a worker killed mid-chunk leaves nothing of it behind (the
+database rolls the transaction back, invoice numbers included). A chunk counts
+only the subscriptions it settles itself — invoiced, moved on, or failed — and
+passes over any that are no longer due when it holds the lock (settled by an
+earlier copy of the chunk), so running a chunk twice never counts twice. That
+makes :func:`resume` simple and safe to repeat: whatever of the run is still due
+and not failed, and not locked by a live chunk, is billed again.
 """
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from flask import current_app
 from sqlalchemy import or_, select, update
@@ -25,12 +36,13 @@ from sqlalchemy.orm import selectinload
 
 from ..clock import today, utcnow_naive
 from ..jobs import enqueue
+from ..jobs import billing as run_jobs
 from ..extensions import db
 from ..models import BillingRun, BillingRunError, Organisation, Subscription, SubscriptionItem, UnitChange
 from ..money import plain, round_money
 from . import audit, issuing, settings
 from .context import party
-from .errors import Conflict
+from .errors import Conflict, NotFound
 from .issuing import DraftLine
 from .periods import day_fraction, months, period_end
 from .uow import after_commit, atomic
@@ -39,6 +51,19 @@ log = logging.getLogger(__name__)
 BILLABLE = ("active", "suspended", "cancelled", "trial")
 CHUNK = 500
 ONE_DAY = timedelta(days=1)
+STALL_SECONDS = 120  # a run younger than this is not resumed automatically
+
+
+def _tunable(name: str, default: int) -> int:
+    """A number from the app's config, else the environment (a worker has no other config)."""
+    value = current_app.config.get(name)
+    if value is None:
+        value = os.environ.get(name)
+    return default if value in (None, "") else int(value)
+
+
+def chunk_size() -> int:
+    return _tunable("KASSA_BILLING_CHUNK", CHUNK)
 
 
 def start(actor, provider_id: int, as_of: date | None = None, *, background: bool = True,
@@ -59,67 +84,122 @@ def start(actor, provider_id: int, as_of: date | None = None, *, background: boo
             audit.record(actor, "billing.run", run, provider_id=provider_id, summary=f"as of {run.as_of}")
     run_id = run.id
     if background:
-        enqueue("kassa.jobs.tasks.run_billing", run_id)
+        _enqueue_start(run_id)
     else:
         execute(run_id, distribute=distribute)
     return db.session.get(BillingRun, run_id, populate_existing=True)  # the job may have run already
 
 
-def due_ids(provider_id: int, as_of: date) -> list[int]:
+def _enqueue_start(run_id: int) -> None:
+    job_id = run_jobs.job_id(run_id, "start") if run_jobs.redis_configured() else None
+    enqueue("kassa.jobs.tasks.run_billing", run_id, job_id=job_id)
+
+
+def _candidates(provider_id: int, as_of: date, *columns):
     """Subscriptions that may have a period ended by ``as_of`` (a superset: the
-    exact end depends on each cycle and is checked per subscription)."""
-    return list(db.session.scalars(
-        select(Subscription.id).where(
-            Subscription.provider_id == provider_id, Subscription.status.in_(BILLABLE),
-            Subscription.next_period_start < as_of,
-            or_(Subscription.cancelled_on.is_(None), Subscription.cancelled_on > Subscription.next_period_start),
-        ).order_by(Subscription.id)))
+    exact end depends on each cycle, see :func:`is_due`)."""
+    return select(*columns).where(
+        Subscription.provider_id == provider_id, Subscription.status.in_(BILLABLE),
+        Subscription.next_period_start < as_of,
+        or_(Subscription.cancelled_on.is_(None), Subscription.cancelled_on > Subscription.next_period_start),
+    ).order_by(Subscription.id)
+
+
+def is_due(status: str, anchor: date, cycle: str, start: date, trial_ends_on: date | None,
+           cancelled_on: date | None, as_of: date, ends=period_end) -> bool:
+    """Whether :func:`_due` would bill or move this subscription as of ``as_of``."""
+    if status == "trial":
+        return bool(trial_ends_on and trial_ends_on <= as_of)
+    if cancelled_on is not None and cancelled_on <= start:
+        return False
+    stop = ends(anchor, cycle, start)
+    if cancelled_on is not None:
+        stop = min(stop, cancelled_on)
+    return stop <= as_of
+
+
+def split_due(provider_id: int, as_of: date) -> tuple[list[int], int]:
+    """The candidates that are due now (ids, in order) and how many candidates there were."""
+    rows = db.session.execute(_candidates(
+        provider_id, as_of, Subscription.id, Subscription.status, Subscription.anchor_date, Subscription.cycle,
+        Subscription.next_period_start, Subscription.trial_ends_on, Subscription.cancelled_on)).all()
+    ends = lru_cache(maxsize=4096)(period_end)  # most subscriptions share an anchor and a period
+    due = [r.id for r in rows if is_due(r.status, r.anchor_date, r.cycle, r.next_period_start, r.trial_ends_on,
+                                        r.cancelled_on, as_of, ends)]
+    return due, len(rows)
 
 
 def execute(run_id: int, distribute: bool = True) -> dict:
     """The run's job: find what is due, then bill it chunk by chunk — here, or on
-    every RQ worker when Redis is configured and ``distribute`` is on."""
-    run = db.session.get(BillingRun, run_id)
-    ids = due_ids(run.provider_id, run.as_of)
+    every RQ worker when Redis is configured and ``distribute`` is on. Candidates
+    not due yet are counted done and skipped at once; the chunks hold the rest."""
     with atomic():
-        run.status, run.total = "running", len(ids)
-    chunks = [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
-    if not chunks:
-        _finish_if_done(run_id)
-    elif distribute and current_app.config.get("KASSA_REDIS_URL") and len(chunks) > 1:
-        for chunk in chunks:
-            enqueue("kassa.jobs.tasks.run_billing_chunk", run_id, chunk)
-        return {"chunks": len(chunks)}
-    else:
-        for chunk in chunks:
-            run_chunk(run_id, chunk)
+        claimed = db.session.execute(update(BillingRun).where(BillingRun.id == run_id, BillingRun.status == "queued")
+                                     .values(status="running")).rowcount
+        if not claimed:  # a second copy of the start job (a resume raced it): the run is under way
+            log.info("billing run %s already started", run_id)
+            return {"chunks": 0}
+        run = db.session.get(BillingRun, run_id, populate_existing=True)
+        due, candidates = split_due(run.provider_id, run.as_of)
+        run.total, run.done = candidates, candidates - len(due)
+        run.skipped = candidates - len(due)
+    chunks = dispatch(run_id, due, here=not distribute)
     run = db.session.get(BillingRun, run_id, populate_existing=True)
+    if chunks is None and run.status == "running":  # billed here: what another transaction held gets one more pass
+        resume(run_id, here=True)
+        run = db.session.get(BillingRun, run_id, populate_existing=True)
+    if chunks is not None:
+        return {"chunks": chunks}
     return {"invoices": run.invoices_created, "skipped": run.skipped, "failed": run.failed}
 
 
+def dispatch(run_id: int, ids: list[int], *, here: bool) -> int | None:
+    """Bill ``ids`` in chunks: as RQ jobs (returns how many) when Redis is configured,
+    ``here`` is off and there is more than one chunk; else in this process (None)."""
+    size = chunk_size()
+    chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+    if not here and run_jobs.redis_configured() and len(chunks) > 1:
+        from rq import Retry
+
+        for chunk in chunks:
+            enqueue("kassa.jobs.tasks.run_billing_chunk", run_id, chunk, job_id=run_jobs.job_id(run_id, chunk[0]),
+                    retry=Retry(max=2, interval=[5, 30]))
+        return len(chunks)
+    for chunk in chunks:
+        run_chunk(run_id, chunk)
+    _finish_if_done(run_id)
+    return None
+
+
 def run_chunk(run_id: int, sub_ids: list[int]) -> dict:
-    """Bill one chunk and add its counts to the run (safe on any worker)."""
+    """Bill one chunk and add its counts to the run, in one transaction (safe on
+    any worker, and safe to run again: see the module's docstring)."""
     as_of = db.session.scalar(select(BillingRun.as_of).where(BillingRun.id == run_id))
     try:
-        outcome = bill(sub_ids, as_of)
-    except IntegrityError:
-        db.session.rollback()  # a concurrent run got to a period first: look again one by one
+        with atomic():
+            outcome = bill(sub_ids, as_of, run_id=run_id)
+            _count(run_id, outcome)
+    except IntegrityError:  # a concurrent biller got to a period first: look again one by one
         outcome = Outcome()
         for sub_id in sub_ids:
             try:
-                outcome.add(bill([sub_id], as_of))
+                with atomic():
+                    one = bill([sub_id], as_of, run_id=run_id)
+                    _count(run_id, one)
+                outcome.add(one)
             except IntegrityError:
-                db.session.rollback()
-                outcome.skipped += 1
-    with atomic():
-        db.session.execute(update(BillingRun).where(BillingRun.id == run_id).values(
-            done=BillingRun.done + len(sub_ids), invoices_created=BillingRun.invoices_created + outcome.invoices,
-            skipped=BillingRun.skipped + outcome.skipped, failed=BillingRun.failed + len(outcome.errors)))
-        now = utcnow_naive()
-        for sub_id, error in outcome.errors:
-            db.session.add(BillingRunError(run_id=run_id, subscription_id=sub_id, error=error[:500], at=now))
+                outcome.skipped += 1  # invoiced by someone else meanwhile: not this run's to count
     _finish_if_done(run_id)
-    return {"invoices": outcome.invoices, "skipped": outcome.skipped, "failed": len(outcome.errors)}
+    return {"invoices": outcome.invoices, "settled": outcome.settled, "failed": len(outcome.errors)}
+
+
+def _count(run_id: int, outcome: "Outcome") -> None:
+    db.session.execute(update(BillingRun).where(BillingRun.id == run_id).values(
+        done=BillingRun.done + outcome.settled, invoices_created=BillingRun.invoices_created + outcome.invoices,
+        failed=BillingRun.failed + len(outcome.errors)))
+    now = utcnow_naive()
+    for sub_id, error in outcome.errors:
+        db.session.add(BillingRunError(run_id=run_id, subscription_id=sub_id, error=error[:500], at=now))
 
 
 def _finish_if_done(run_id: int) -> None:
@@ -130,27 +210,139 @@ def _finish_if_done(run_id: int) -> None:
 
 
 @dataclass
+class Resumed:
+    run_id: int
+    status: str
+    remaining: int = 0  # still due, not failed
+    busy: int = 0  # of which a live chunk holds the row right now
+    dropped: int = 0  # queued jobs taken back
+    chunks: int | None = None  # jobs enqueued (None: billed here)
+
+
+def _failed_ids(run_id: int) -> set[int]:
+    return set(db.session.scalars(select(BillingRunError.subscription_id).where(BillingRunError.run_id == run_id)))
+
+
+def _lockable(ids: list[int]) -> set[int]:
+    """Of ``ids``, those no other transaction holds (all of them on SQLite, where
+    a writer holds the whole database)."""
+    free: set[int] = set()
+    for i in range(0, len(ids), 5000):
+        free.update(db.session.scalars(select(Subscription.id).where(Subscription.id.in_(ids[i:i + 5000]))
+                                       .with_for_update(skip_locked=True)))
+    return free
+
+
+def resume(run_id: int, *, here: bool = False) -> Resumed:
+    """Bill again what a run has not finished: what is still due and has not failed
+    in it, except rows a live chunk holds (it counts them itself). Queued jobs of
+    the run are taken back first, so the new plan replaces them. Safe to repeat."""
+    run = db.session.get(BillingRun, run_id)
+    if run is None:
+        raise NotFound(f"No billing run {run_id}.")
+    if run.status == "finished":
+        raise Conflict(f"Billing run {run_id} has finished; there is nothing to resume.")
+    distributed = run_jobs.redis_configured() and not here
+    if run.status == "queued":  # its start job never ran (lost with Redis' data, or still waiting)
+        if distributed:
+            dropped = run_jobs.drop_waiting(run_id)
+            _enqueue_start(run_id)
+            return Resumed(run_id, "queued", dropped=dropped, chunks=0)
+        execute(run_id, distribute=False)
+        return Resumed(run_id, db.session.get(BillingRun, run_id, populate_existing=True).status)
+    dropped = run_jobs.drop_waiting(run_id) if distributed else 0
+    with atomic():
+        # the run's row first: a chunk cannot commit its counts while the plan is made
+        run = db.session.scalar(select(BillingRun).where(BillingRun.id == run_id).with_for_update()
+                                .execution_options(populate_existing=True))
+        failed = _failed_ids(run_id)
+        due = [i for i in split_due(run.provider_id, run.as_of)[0] if i not in failed]
+        free = _lockable(due)
+        todo = [i for i in due if i in free]
+        run.total = run.done + len(due)
+    log.info("billing run %s resumed: %s due, %s held by live chunks", run_id, len(due), len(due) - len(todo))
+    _finish_if_done(run_id)
+    chunks = dispatch(run_id, todo, here=not distributed) if todo else 0
+    status = db.session.scalar(select(BillingRun.status).where(BillingRun.id == run_id))
+    return Resumed(run_id, status, remaining=len(due), busy=len(due) - len(todo), dropped=dropped, chunks=chunks)
+
+
+def stalled(run: BillingRun) -> bool:
+    """A run in progress with nothing of it left on Redis to move it on: its start
+    job or chunks were lost (Redis lost its data) or their worker died."""
+    grace = timedelta(seconds=_tunable("KASSA_BILLING_STALL_SECONDS", STALL_SECONDS))
+    if run.status not in ("queued", "running") or run.created_at > utcnow_naive() - grace:
+        return False
+    if not run_jobs.redis_configured():
+        return True  # in-process jobs die with the process that ran them
+    jobs = run_jobs.run_jobs(run.id)
+    return not (jobs["queued"] or jobs["scheduled"])  # a started job may be a dead worker's: resume anyway
+
+
+def resume_stalled() -> list[int]:
+    """Resume every stalled run (the worker's maintenance and the hourly schedule call
+    this; with Redis one caller at a time, so two workers starting together plan once)."""
+    resumed = []
+    if run_jobs.redis_configured() and not run_jobs.claim("resume-stalled", seconds=30):
+        return resumed
+    for run in db.session.scalars(select(BillingRun).where(BillingRun.status.in_(("queued", "running")))
+                                  .order_by(BillingRun.id)).all():
+        if stalled(run):
+            try:
+                resume(run.id)
+                resumed.append(run.id)
+            except Conflict:
+                continue
+    return resumed
+
+
+def progress(run_id: int) -> dict:
+    """The run's progress and result (CLI, console, API), with its jobs on Redis when reachable."""
+    run = db.session.get(BillingRun, run_id, populate_existing=True)
+    if run is None:
+        raise NotFound(f"No billing run {run_id}.")
+    info = {"id": run.id, "provider_id": run.provider_id, "as_of": run.as_of.isoformat(), "status": run.status,
+            "total": run.total, "done": run.done, "invoices_created": run.invoices_created, "skipped": run.skipped,
+            "failed": run.failed, "errors": [{"subscription_id": e.subscription_id, "error": e.error}
+                                             for e in run.errors], "jobs": None}
+    if run_jobs.redis_configured() and run.status != "finished":
+        try:
+            info["jobs"] = {state: len(ids) for state, ids in run_jobs.run_jobs(run_id).items()}
+        except Exception as exc:  # Redis down: the database still tells the progress
+            log.warning("billing run %s: jobs unknown: %s", run_id, exc)
+    return info
+
+
+@dataclass
 class Outcome:
     invoices: int = 0
-    skipped: int = 0
+    skipped: int = 0  # not due (any more), or held by another transaction
+    settled: int = 0  # invoiced, moved on (a trial ending) or failed
     errors: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, other: "Outcome") -> None:
         self.invoices += other.invoices
         self.skipped += other.skipped
+        self.settled += other.settled
         self.errors += other.errors
 
 
-def bill(sub_ids: list[int], as_of: date) -> Outcome:
-    """Invoice every ended, unbilled period of these subscriptions in one transaction."""
+def bill(sub_ids: list[int], as_of: date, run_id: int | None = None) -> Outcome:
+    """Invoice every ended, unbilled period of these subscriptions in one transaction.
+    In a run, subscriptions that already failed in it are passed over."""
     outcome = Outcome()
     with atomic():
         subs = list(db.session.scalars(
             select(Subscription).where(Subscription.id.in_(sub_ids)).order_by(Subscription.id)
-            .with_for_update(skip_locked=True).options(
+            .with_for_update(skip_locked=True).execution_options(populate_existing=True).options(
                 selectinload(Subscription.items).selectinload(SubscriptionItem.service),
                 selectinload(Subscription.org))))
         outcome.skipped += len(sub_ids) - len(subs)  # held by another worker right now
+        if run_id is not None and subs:  # read after the lock: a failure is committed with its chunk
+            failed = set(db.session.scalars(select(BillingRunError.subscription_id).where(
+                BillingRunError.run_id == run_id, BillingRunError.subscription_id.in_([s.id for s in subs]))))
+            outcome.skipped += len(failed)
+            subs = [s for s in subs if s.id not in failed]
         if not subs:
             return outcome
         changes = _unit_changes([i.id for s in subs for i in s.items])
@@ -163,10 +355,12 @@ def bill(sub_ids: list[int], as_of: date) -> Outcome:
             except Exception as exc:  # one subscription's failure must not stop the run
                 log.exception("billing subscription %s failed", sub.id)
                 outcome.errors.append((sub.id, f"{type(exc).__name__}: {exc}"))
+                outcome.settled += 1
                 continue
             if not batch and move is None:
                 outcome.skipped += 1
                 continue
+            outcome.settled += 1
             priced += batch
             moves.append((sub, move))
         issuing.write(priced)

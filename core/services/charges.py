@@ -7,6 +7,12 @@ clicks or twenty workers find the pending attempt and charge nothing more. A
 timeout leaves the attempt pending; the reconcile job asks the gateway and
 never charges again blindly. Outcomes, whichever way they arrive (the call's
 answer, a webhook, a reconcile), go through :func:`settle`, which is idempotent.
+
+A gateway plugin that raises something else than the contract's exceptions
+(:class:`~kassa.plugins.PluginFailure`) may have crashed before or after the
+gateway took the money: the attempt stays ``pending`` like a timeout (no second
+attempt can charge again) and is not counted as a card decline; reconcile settles
+it, and fails it once the gateway has had no record of it for a day.
 """
 from __future__ import annotations
 
@@ -15,12 +21,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from ..clock import utcnow_naive
 from ..contracts import (ChargeRequest, ContractError, GatewayDeclined, GatewayResult, GatewayUnavailable,
                          WebhookSignatureError)
 from ..extensions import db
 from ..models import Invoice, Organisation, Payment, PaymentMethod, Subscription
+from ..plugins import PluginFailure
 from . import audit, cards, gateways, invoicing, ledger, settings
 from .context import party
 from .errors import Conflict, ServiceError
@@ -28,6 +36,8 @@ from .uow import atomic
 
 log = logging.getLogger(__name__)
 FINAL = ("succeeded", "declined", "failed")
+#: a pending attempt the gateway still does not know after this long never reached it
+UNKNOWN_AFTER = timedelta(days=1)
 OPEN = ("pending", "requires_action")
 
 
@@ -66,7 +76,7 @@ def _open_attempt(invoice: Invoice, *, gateway: str, method: PaymentMethod | Non
 
 
 def _charge(payment: Payment, org: Organisation, method: PaymentMethod | None, description: str,
-            return_url: str = "", invoice_number: str = "") -> GatewayResult | None:
+            return_url: str = "", invoice_number: str = "", raise_failure: bool = True) -> GatewayResult | None:
     request = ChargeRequest(idempotency_key=payment.idempotency_key, amount=payment.amount, currency=payment.currency,
                             org=party(org), description=description, payment_method=method.reference if method else "",
                             customer_reference=method.customer_reference if method else "",
@@ -81,6 +91,10 @@ def _charge(payment: Payment, org: Organisation, method: PaymentMethod | None, d
     except (GatewayDeclined, ContractError, ValueError) as exc:  # refused before any money moved
         return GatewayResult(status="failed", reference=payment.reference, decline_reason=str(exc)[:500] or
                              type(exc).__name__)
+    except PluginFailure:  # logged and recorded by the plugin host; the outcome is unknown
+        if raise_failure:
+            raise
+        return None
 
 
 def capture(actor, invoice: Invoice) -> Payment:
@@ -150,7 +164,7 @@ def validate_card(actor, method: PaymentMethod, amount: Decimal) -> Payment:
         payment = _new_payment(invoice=None, org=org, gateway=method.gateway, amount=amount, currency=currency,
                                purpose="validation", key=f"validation:{method.id}", attempt=1, method=method,
                                actor=actor)
-    result = _charge(payment, org, method, description="Card validation")
+    result = _charge(payment, org, method, description="Card validation", raise_failure=False)
     if result is not None:
         settle(payment.id, result)
     return db.session.get(Payment, payment.id, populate_existing=True)
@@ -232,7 +246,7 @@ def _card_blocked(method: PaymentMethod, reason: str) -> None:
 
 def auto_deduct(invoice_ids: list[int]) -> dict:
     """The job after a billing run: charge invoices of subscriptions with auto-deduction on."""
-    done = {"succeeded": 0, "declined": 0, "skipped": 0}
+    done = {"succeeded": 0, "declined": 0, "skipped": 0, "failed": 0}
     for invoice_id in invoice_ids:
         invoice = db.session.get(Invoice, invoice_id)
         sub = db.session.get(Subscription, invoice.subscription_id) if invoice.subscription_id else None
@@ -245,6 +259,19 @@ def auto_deduct(invoice_ids: list[int]) -> dict:
         except ServiceError:
             done["skipped"] += 1
             continue
+        except PluginFailure:  # the attempt stays pending for reconcile; the next invoice is charged all the same
+            done["failed"] += 1
+            continue
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # the database went away mid-payment (the gateway may have charged): the attempt was
+            # written pending before the call, so reconcile() settles it; the next invoice goes on
+            db.session.rollback()
+            log.warning("invoice %s: database connection lost during the payment; left for reconciliation",
+                        invoice_id)
+            done["pending"] = done.get("pending", 0) + 1
+            continue
         done["succeeded" if payment.status == "succeeded" else "declined"] += 1
     return done
 
@@ -256,12 +283,26 @@ def reconcile(older_than_minutes: int = 5) -> int:
     for payment in db.session.scalars(select(Payment).where(Payment.status == "pending", Payment.created_at <= cutoff)
                                       .order_by(Payment.id).limit(500)).all():
         try:
-            result = gateways.call(payment.provider_id, "kassa_gateway_lookup", payment.gateway,
+            result = gateways.call(payment.provider_id, "kassa_gateway_lookup", payment.gateway, none_ok=True,
                                    idempotency_key=payment.idempotency_key, reference=payment.reference)
-        except (GatewayUnavailable, ServiceError) as exc:
+        except (GatewayUnavailable, ServiceError, PluginFailure) as exc:
             log.warning("reconcile payment %s: %s", payment.id, exc)
             continue
         if result is not None and result.status != "pending":
             settle(payment.id, result)
             settled += 1
+        elif result is None and payment.created_at <= utcnow_naive() - UNKNOWN_AFTER:
+            settled += _never_arrived(payment.id)
     return settled
+
+
+def _never_arrived(payment_id: int) -> int:
+    """A pending attempt the gateway has no record of a day later never reached it:
+    ``failed``, and not the card's decline."""
+    with atomic():
+        payment = db.session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
+        if payment.status != "pending":
+            return 0
+        payment.status, payment.updated_at = "failed", utcnow_naive()
+        payment.decline_reason = "The gateway has no record of this payment."
+    return 1

@@ -39,12 +39,13 @@ def settings_for(provider_id: int, gateway_id: str) -> dict:
     return plugin_settings.settings_for(provider_id, owner, secrets=True)
 
 
-def call(provider_id: int, hook: str, gateway_id: str, **kwargs):
-    """Call a gateway hook; a gateway that is not enabled (or answers nothing) is an error."""
+def call(provider_id: int, hook: str, gateway_id: str, *, none_ok: bool = False, **kwargs):
+    """Call a gateway hook; a gateway that is not enabled (or answers nothing, unless
+    ``none_ok``: a lookup's "no record of it") is an error."""
     if gateway_id not in enabled(provider_id):
         raise ServiceError(f"The payment gateway {gateway_id!r} is not enabled.")
     result = getattr(host().hooks(provider_id), hook)(gateway=gateway_id,
                                                       settings=settings_for(provider_id, gateway_id), **kwargs)
-    if result is None:
+    if result is None and not none_ok:
         raise ServiceError(f"The payment gateway {gateway_id!r} does not support {hook.removeprefix('kassa_gateway_')}.")
     return result

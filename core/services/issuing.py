@@ -11,12 +11,14 @@ batch is written entirely or not at all, so no number is ever lost.
 """
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import JSON, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from ..clock import utcnow_naive
 from ..contracts import Party, TaxComponent, TaxDraft, TaxDraftLine
@@ -159,9 +161,37 @@ def bulk_insert(model, rows: list[dict]) -> list[int]:
             {"n": len(rows)}).scalars())
         for row, ident in zip(rows, ids):
             row["id"] = ident
-        db.session.execute(insert(model), rows)
+        _copy_rows(model.__table__, rows)
         return ids
     return list(db.session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), rows))
+
+
+def _json_text(value):
+    return None if value is None else json.dumps(value)
+
+
+def _copy_rows(table, rows: list[dict]) -> None:
+    """PostgreSQL ``COPY`` of rows that all have the same keys: the columns' own
+    bind processing (exact amounts, JSON) and Python-side defaults, as an ORM
+    insert would apply them, at a fraction of the cost of one INSERT per row."""
+    dialect = db.session.get_bind().dialect
+    given = list(rows[0])
+    defaults = {c.key: c.default for c in table.columns
+                if c.key not in rows[0] and c.default is not None and not c.default.is_sequence}
+    columns = given + list(defaults)
+    processors = [_json_text if isinstance(table.columns[k].type, JSON) else table.columns[k].type.bind_processor(dialect)
+                  for k in columns]
+    fixed = [d.arg(None) if d.is_callable else d.arg for d in defaults.values()]
+    names = ", ".join(f'"{k}"' for k in columns)
+    statement = f'COPY "{table.name}" ({names}) FROM STDIN'
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                values = [row[k] for k in given] + fixed
+                copy.write_row([proc(v) if proc else v for proc, v in zip(processors, values)])
+    except dialect.loaded_dbapi.Error as exc:  # the same IntegrityError and friends an INSERT would raise
+        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error) from exc
 
 
 def _take_numbers(provider_id: int, count: int) -> int:
@@ -250,6 +280,8 @@ def _announce(priced: list[Priced]) -> None:
 
     provider_id = priced[0].draft.seller.org_id
     hooks = host().hooks(provider_id)
+    if not hooks.kassa_invoice_issued.get_hookimpls():
+        return  # nobody listens: building a hundred thousand views would be wasted
     ctx = provider_context(provider_id)
     for p in priced:
         view = view_of_priced(p)

@@ -2,7 +2,9 @@
 
 ``atomic()`` commits when the outermost block ends and rolls everything back on
 any exception, so a failed request leaves the database as it was. Nested blocks
-(a service calling another) join the outer one.
+(a service calling another) join the outer one. When the outermost block ends,
+either way, the plugin failures noted meanwhile are written (they must survive
+the rollback; see :mod:`kassa.services.plugin_health`).
 """
 from __future__ import annotations
 
@@ -22,6 +24,16 @@ _write_lock: ContextVar[bool] = ContextVar("kassa_write_lock", default=False)
 
 def wants_write_lock() -> bool:
     return _write_lock.get()
+
+
+@contextmanager
+def write_lock():
+    """Connections begun inside this block start with BEGIN IMMEDIATE on SQLite."""
+    token = _write_lock.set(True)
+    try:
+        yield
+    finally:
+        _write_lock.reset(token)
 
 
 @contextmanager
@@ -47,9 +59,17 @@ def atomic():
         session.info[_DEPTH] = depth
         if token is not None:
             _write_lock.reset(token)
+        if depth == 0:
+            _flush_plugin_failures()
     if depth == 0:
         for callback in session.info.pop(_AFTER, []):
             _run_after_commit(callback)
+
+
+def _flush_plugin_failures() -> None:
+    from . import plugin_health
+
+    plugin_health.flush()  # never raises
 
 
 def _run_after_commit(callback) -> None:

@@ -2,7 +2,8 @@
 idempotency keys like a real gateway (the same key returns the first result and
 charges once), and can be told to decline, to time out after charging, or to
 take the buyer to a "hosted page". Register it with the ``register_plugin``
-fixture, or use the ``fake_gateway`` fixture."""
+fixture, or use the ``fake_gateway`` fixture. :class:`FakeGatewaySandbox` drives it
+for the conformance kit (:mod:`kassa.testing.conformance`)."""
 from __future__ import annotations
 
 import hashlib
@@ -32,11 +33,15 @@ class FakeGateway:
     """Gateway ``fakepay`` (cards on file) and ``fakehosted`` (a hosted page)."""
 
     CARD, HOSTED = "fakepay", "fakehosted"
+    #: a saved card the fake always declines
+    DECLINED_METHOD = "pm_tok_declined_0002"
 
     def __init__(self):
         self.results: dict[str, GatewayResult] = {}  # idempotency key -> first answer
         self.charges: list[tuple[str, Decimal]] = []  # money actually taken: (key, amount)
         self.refunds: list[tuple[str, Decimal]] = []
+        self.refund_results: dict[str, GatewayResult] = {}  # refund idempotency key -> first answer
+        self.requests: dict[str, Decimal] = {}  # idempotency key -> amount asked for
         self.calls: list[tuple[str, str]] = []
         self._declines: list[str] = []
         self._timeouts = 0
@@ -78,12 +83,13 @@ class FakeGateway:
         self.calls.append(("charge", charge.idempotency_key))
         if charge.idempotency_key in self.results:
             return self.results[charge.idempotency_key]
+        self.requests[charge.idempotency_key] = charge.amount
         if gateway == self.HOSTED:
             result = GatewayResult(status="requires_action", reference=f"order_{len(self.results) + 1}",
                                    redirect_url=f"http://127.0.0.1/fakehosted/{len(self.results) + 1}")
-        elif self._declines:
+        elif self._declines or charge.payment_method == self.DECLINED_METHOD:
             result = GatewayResult(status="declined", reference=f"ch_{len(self.results) + 1}",
-                                   decline_reason=self._declines.pop(0))
+                                   decline_reason=self._declines.pop(0) if self._declines else "Your card was declined.")
         else:
             self.charges.append((charge.idempotency_key, charge.amount))
             result = GatewayResult(status="succeeded", reference=f"ch_{len(self.results) + 1}", amount=charge.amount,
@@ -114,8 +120,11 @@ class FakeGateway:
     def kassa_gateway_refund(self, gateway, settings, refund):
         if gateway != self.CARD:
             return None
-        self.refunds.append((refund.idempotency_key, refund.amount))
-        return GatewayResult(status="succeeded", reference=f"re_{len(self.refunds)}", amount=refund.amount)
+        if refund.idempotency_key not in self.refund_results:  # the same key refunds once
+            self.refunds.append((refund.idempotency_key, refund.amount))
+            self.refund_results[refund.idempotency_key] = GatewayResult(
+                status="succeeded", reference=f"re_{len(self.refunds)}", amount=refund.amount, currency=refund.currency)
+        return self.refund_results[refund.idempotency_key]
 
     @hookimpl
     def kassa_gateway_lookup(self, gateway, settings, idempotency_key, reference):
@@ -143,3 +152,48 @@ class FakeGateway:
         return [GatewayEvent(event_id=e["id"], type=e["type"], reference=e.get("reference", ""),
                              idempotency_key=e.get("key", ""), decline_reason=e.get("reason", ""))
                 for e in payload["events"]]
+
+
+class FakeGatewaySandbox:
+    """The :class:`~kassa.testing.conformance.GatewaySandbox` of a :class:`FakeGateway`
+    (``gateway_id``: ``fakepay`` or ``fakehosted``)."""
+
+    currency = "USD"
+
+    def __init__(self, gateway: FakeGateway, gateway_id: str = FakeGateway.CARD):
+        self.gateway, self.gateway_id = gateway, gateway_id
+        self.settings = {"api_key": "good-key", "webhook_secret": "whsec_fake", "label": "Fake gateway"}
+        self._events = 0
+
+    def approved_method(self) -> str:
+        return "pm_tok_visa_4242" if self.gateway_id == FakeGateway.CARD else ""
+
+    def declined_method(self) -> str:
+        return FakeGateway.DECLINED_METHOD if self.gateway_id == FakeGateway.CARD else ""
+
+    def _key(self, result: GatewayResult) -> str:
+        return next(k for k, r in self.gateway.results.items() if r.reference == result.reference)
+
+    def _signed(self, reference: str) -> str:
+        return sign(self.settings["webhook_secret"], reference.encode())
+
+    def approve(self, result: GatewayResult) -> dict:
+        if self.gateway_id != FakeGateway.HOSTED:
+            raise NotImplementedError("fakepay charges saved cards; there is no page to approve on")
+        amount = self.gateway.requests[self._key(result)]
+        return {"status": "paid", "amount": str(amount), "signature": self._signed(result.reference)}
+
+    def decline(self, result: GatewayResult) -> dict:
+        if self.gateway_id != FakeGateway.HOSTED:
+            raise NotImplementedError("fakepay charges saved cards; there is no page to decline on")
+        return {"status": "failed", "reason": "The buyer's bank refused the payment.",
+                "signature": self._signed(result.reference)}
+
+    def charges_taken(self, idempotency_key: str) -> int:
+        return sum(1 for key, _ in self.gateway.charges if key == idempotency_key)
+
+    def signed_webhook(self) -> tuple[dict, bytes]:
+        self._events += 1
+        body = json.dumps({"events": [{"id": f"evt_conf_{self._events}", "type": "charge.succeeded",
+                                       "reference": "ch_1", "key": "conf-webhook-1"}]}).encode()
+        return {"X-Fake-Signature": sign(self.settings["webhook_secret"], body)}, body

@@ -266,6 +266,22 @@ from .peers import paypal_peer, stripe_peer  # noqa: E402,F401
 
 
 @pytest.fixture
+def plugin_hooks(app, db, provider, admin):
+    """Factory: ``plugin_hooks("gateway_stripe")`` enables that installed plugin for the
+    test provider and returns the hook relay the core calls for that provider."""
+    from kassa.plugins import host
+    from kassa.services import plugin_settings
+
+    def enable(*names: str):
+        for name in names:
+            plugin_settings.set_enabled(admin, name, True)
+        host().forget_cache()
+        return host().hooks(provider.id)
+
+    return enable
+
+
+@pytest.fixture
 def fake_gateway(app, provider, admin, register_plugin):
     """The fake gateway plugin, enabled for the test provider, with its secrets set."""
     from kassa.services import plugin_settings

@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from ..extensions import db, login_manager
 from ..money import format_money, plain
 from ..permissions import ROLE_LABELS, can
+from ..plugins import PluginFailure
 from ..services.errors import ServiceError
 from .menu import menu_for
 
@@ -69,6 +70,16 @@ def init_web(app) -> None:
             return json_error(exc.status, exc.message, exc.field_errors)
         return render_template("error.html", code=exc.status, message=exc.message), exc.status
 
+    @app.errorhandler(PluginFailure)
+    def plugin_failure(exc: PluginFailure):
+        """A plugin broke the action: already logged and recorded by the plugin host;
+        the transaction rolled back. The plugin's own error text stays on the Plugins page."""
+        db.session.rollback()
+        if wants_json():
+            body = {"status": 502, "message": exc.public_message, "plugin": exc.plugin}
+            return jsonify({"error": body}), 502
+        return render_template("error.html", code=502, message=exc.public_message), 502
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return render_template("error.html", code=400, message="The form expired or was not sent from Kassa. "
@@ -92,7 +103,7 @@ def init_web(app) -> None:
         do nothing but add a card until one is configured."""
         if not (current_user and current_user.is_authenticated) or current_user.org.kind == "provider":
             return None
-        if request.endpoint in CARD_FREE_ENDPOINTS or (request.endpoint or "").startswith("static"):
+        if request.endpoint in CARD_FREE_ENDPOINTS or (request.endpoint or "").startswith(("static", "health.")):
             return None
         from ..services import cards
 

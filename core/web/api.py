@@ -2,17 +2,19 @@
 field errors; anything outside the caller's scope is 404."""
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from functools import wraps
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 from flask_login import current_user
 from sqlalchemy import or_, select
+from sqlalchemy.exc import DataError
 
 from ..extensions import db
 from ..models import AuditEvent, Organisation
 from ..permissions import can, effective_privileges
 from ..plugins import host
-from ..services import ledger, orgs, plugin_settings, scope, settings, users
+from ..services import ledger, orgs, plugin_health, plugin_settings, scope, settings, users
 from ..services.errors import ValidationError
 from . import openapi
 from .openapi import doc
@@ -28,6 +30,29 @@ ORG_INPUT = {"type": "object", "properties": {k: {"type": "string"} for k in org
     "kind": {"type": "string", "enum": ["customer", "reseller"]}, "parent_id": {"type": "integer"}},
     "required": ["name", "country"]}
 PAGE = {"page": {"type": "integer", "minimum": 1}, "per_page": {"type": "integer", "minimum": 1, "maximum": 200}}
+
+
+#: what an id or count column holds on every database (PostgreSQL's INTEGER is 32 bits); a
+#: larger whole number names nothing and counts nothing here (amounts are decimal strings)
+WHOLE = range(-2**31, 2**31)
+
+
+@bp.url_value_preprocessor
+def bounded_path_ids(endpoint, values):
+    """An id in the path beyond the id columns' range cannot exist (the database cannot even compare it): 404."""
+    if values and any(isinstance(v, int) and v not in WHOLE for v in values.values()):
+        abort(404)
+
+
+@bp.before_request
+def bounded_query_numbers():
+    """Integer query parameters (as the operation documents them) beyond the columns' range: 422."""
+    view = current_app.view_functions.get(request.endpoint)
+    for name, schema in (getattr(view, "openapi", None) or {}).get("query", {}).items():
+        value = request.args.get(name, "").strip()
+        if schema.get("type") == "integer" and value.lstrip("-").isdigit() and int(value) not in WHOLE:
+            return _error(422, f"{name} is out of range.", {name: f"A whole number up to {WHOLE.stop - 1}."})
+    return None
 
 
 @bp.before_request
@@ -50,6 +75,16 @@ def authenticate():
 
 
 CARD_FREE = {"api.me", "api.card_get", "api.card_put"}
+
+
+@bp.errorhandler(OverflowError)
+@bp.errorhandler(InvalidOperation)
+@bp.errorhandler(DataError)
+def out_of_range(exc):
+    """A number too large for the exact arithmetic or the 64-bit columns (an amount times a
+    quantity, say) reaches here as one of these; the unit of work has rolled back."""
+    db.session.rollback()
+    return _error(422, "A number in the request is out of range.")
 
 
 def _error(status, message, fields=None):
@@ -80,7 +115,68 @@ def json_body() -> dict:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise ValidationError("Send a JSON object with Content-Type: application/json.")
+    if not _numbers_fit(data):
+        raise ValidationError(f"A number in the request is out of range: whole numbers go up to {WHOLE.stop - 1}.")
+    view = current_app.view_functions.get(request.endpoint)
+    errors = _type_errors(data, (getattr(view, "openapi", None) or {}).get("body") or {})
+    if errors:
+        raise ValidationError("Some fields have the wrong JSON type.", errors)
     return data
+
+
+AMOUNT_PATTERN = r"^-?\d+(\.\d+)?$"  # a decimal amount as a string (the API's MONEY schemas)
+MAX_AMOUNT_DIGITS = 12  # amounts are stored in 10⁻⁶ units in 64 bits: below 9.2 × 10¹²
+
+
+def _too_large(value) -> bool:
+    try:
+        return abs(Decimal(str(value))) >= Decimal(10) ** MAX_AMOUNT_DIGITS
+    except (InvalidOperation, ValueError):
+        return False  # not a number: the service says what is wrong with it
+
+
+SCALARS = (str, int, float, bool)
+#: what each documented type lets through to the services, which parse and check the values
+#: (numbers may come as strings, as forms send them; a decimal amount may come as a whole number)
+ACCEPTED = {"string": lambda v, schema: isinstance(v, str) or (
+                schema.get("pattern") == AMOUNT_PATTERN and isinstance(v, int) and not isinstance(v, bool)),
+            "integer": lambda v, schema: isinstance(v, (int, float, str)) and not isinstance(v, bool),
+            "number": lambda v, schema: isinstance(v, (int, float, str)) and not isinstance(v, bool),
+            "boolean": lambda v, schema: isinstance(v, SCALARS),
+            "array": lambda v, schema: isinstance(v, list),
+            "object": lambda v, schema: isinstance(v, dict)}
+
+
+def _type_errors(value, schema: dict, path: str = "") -> dict[str, str]:
+    """Fields whose JSON type cannot be what the operation documents (a list where a
+    string belongs, a string where a list belongs): refused here, before a service
+    trips over them. ``null`` is "not given", as an omitted field."""
+    kind = schema.get("type")
+    if value is not None and kind in ACCEPTED and not ACCEPTED[kind](value, schema):
+        return {path or "body": f"Expected a JSON {kind}."}
+    if kind == "string" and schema.get("pattern") == AMOUNT_PATTERN and _too_large(value):
+        return {path: f"At most {MAX_AMOUNT_DIGITS} digits before the decimal point."}
+    errors: dict[str, str] = {}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = schema.get("properties", {}).get(key)
+            if sub is None and isinstance(schema.get("additionalProperties"), dict):
+                sub = schema["additionalProperties"]
+            if sub:
+                errors |= _type_errors(item, sub, f"{path}.{key}" if path else key)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            errors |= _type_errors(item, schema["items"], f"{path}.{i}")
+    return errors
+
+
+def _numbers_fit(value) -> bool:
+    """Every whole number in a JSON document fits the columns it may be compared with."""
+    if isinstance(value, dict):
+        return all(_numbers_fit(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_numbers_fit(v) for v in value)
+    return not isinstance(value, int) or isinstance(value, bool) or value in WHOLE
 
 
 def page_args() -> tuple[int, int]:
@@ -209,7 +305,11 @@ def billing_settings_put():
 PLUGIN_SCHEMA = {"type": "object", "properties": {
     "name": {"type": "string"}, "distribution": {"type": "string"}, "version": {"type": "string"},
     "builtin": {"type": "boolean"}, "enabled": {"type": "boolean"}, "broken": {"type": "boolean"},
-    "error": {"type": "string", "nullable": True}, "hooks": {"type": "array", "items": {"type": "string"}}}}
+    "error": {"type": "string", "nullable": True}, "hooks": {"type": "array", "items": {"type": "string"}},
+    "failing": {"type": "object", "nullable": True, "description": "Set while the plugin has an unresolved failure",
+                "properties": {"hook": {"type": "string"}, "error": {"type": "string"},
+                               "last_at": {"type": "string", "format": "date-time"},
+                               "count_24h": {"type": "integer"}}}}}
 
 
 def _plugin_json(record, enabled):
@@ -225,7 +325,14 @@ def _plugin_json(record, enabled):
 def plugins():
     h = host()
     enabled = h.enabled_names(current_user.org.provider_id)
-    return jsonify({"items": [_plugin_json(r, enabled) for r in sorted(h.records.values(), key=lambda r: r.name)]})
+    failing = plugin_health.failing(current_user.org.provider_id)
+
+    def failing_json(f):
+        return f and {"hook": f.hook, "error": f.error, "last_at": f.last_at.isoformat() + "Z",
+                      "count_24h": f.count_24h}
+
+    return jsonify({"items": [dict(_plugin_json(r, enabled), failing=failing_json(failing.get(r.name)))
+                              for r in sorted(h.records.values(), key=lambda r: r.name)]})
 
 
 @bp.post("/plugins/<name>/enable")

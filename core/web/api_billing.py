@@ -14,11 +14,11 @@ from ..money import plain
 from ..services import (billing_run, catalog, export, invoice_queries, invoicing, manual_invoices, notifications,
                         payments, scope, subscriptions, tax_rules, wallet)
 from ..services.errors import ValidationError
-from .api import allow, bp, json_body, org_json
+from .api import AMOUNT_PATTERN, allow, bp, json_body, org_json
 from .guard import refuse_own
 from .openapi import doc
 
-MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "A decimal amount as a string"}
+MONEY = {"type": "string", "pattern": AMOUNT_PATTERN, "description": "A decimal amount as a string"}
 
 
 def money(value, places: int = 2) -> str | None:
@@ -216,7 +216,7 @@ def invoices_list():
 @bp.get("/invoices/export.csv")
 @allow("billing.view")
 @doc("The filtered invoice list as CSV (streamed)", query=INVOICE_FILTERS,
-     response={"type": "string", "format": "binary"})
+     response={"type": "string", "format": "binary"}, media_types=("text/csv",))
 def invoices_export():
     f = invoice_queries.parse_filter(request.args)
     return Response(stream_with_context(export.rows(current_user, f)), mimetype="text/csv",
@@ -404,8 +404,11 @@ def wallet_move(org_id: int):
     data = json_body()
     if data.get("kind") == "free_credit" and current_user.org.kind != "provider":
         abort(403)
+    # a key names one movement of this wallet: scoped to it, so another organisation's key never
+    # answers with this one's transaction; an empty key is no key
+    key = f"wallet:{org.id}:{data['idempotency_key']}" if data.get("idempotency_key") else None
     txn = wallet.move(current_user, org, data.get("kind", ""), data.get("amount"), data.get("reference", ""),
-                      data.get("description", ""), data.get("idempotency_key"))
+                      data.get("description", ""), key)
     return jsonify({"transaction": txn_json(txn), "wallet": money(wallet.balance(org)),
                     "organisation": org_json(org)}), 201
 
@@ -425,8 +428,9 @@ def exports_list():
 
 @bp.get("/exports/<export_id>")
 @allow("billing.view", kinds=("provider",))
-@doc("Download an export for a month", query={"month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}},
-     response={"type": "string", "format": "binary"})
+@doc("Download an export for a month (in the export's own media type)",
+     query={"month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}},
+     response={"type": "string", "format": "binary"}, media_types=("*/*",))
 def export_download(export_id: str):
     from ..services import exports
 

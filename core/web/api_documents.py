@@ -15,7 +15,7 @@ from .openapi import doc
 @doc("The invoice as a document: its PDF (format=pdf, the default) or CSV (format=csv), or another "
      "enabled renderer's format; the body is the file itself",
      query={"format": {"type": "string", "description": "A renderer id: pdf, csv, or a plugin's"}},
-     response={"type": "string", "format": "binary"})
+     response={"type": "string", "format": "binary"}, media_types=("application/pdf", "text/csv", "*/*"))
 def invoice_document(invoice_id: int):
     invoice = invoice_queries.get(current_user, invoice_id)
     renderer = request.args.get("format", "pdf")

@@ -8,10 +8,10 @@ from flask_login import current_user
 from ..models import Order
 from ..money import plain
 from ..services import orders, settings
-from .api import allow, bp, json_body, paged
+from .api import AMOUNT_PATTERN, allow, bp, json_body, paged
 from .openapi import doc
 
-MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "A decimal amount as a string"}
+MONEY = {"type": "string", "pattern": AMOUNT_PATTERN, "description": "A decimal amount as a string"}
 
 ORDER_INPUT = {"type": "object", "required": [f for f in orders.REQUIRED] + ["items"], "properties": {
     "organization_name": {"type": "string", "maxLength": 200},

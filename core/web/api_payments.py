@@ -10,10 +10,10 @@ from ..models import Organisation, Payment
 from ..money import plain
 from ..services import cards, charges, gateways, invoice_queries, scope, settings
 from ..services.errors import ValidationError
-from .api import allow, bp, json_body
+from .api import AMOUNT_PATTERN, allow, bp, json_body
 from .openapi import doc
 
-MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
+MONEY = {"type": "string", "pattern": AMOUNT_PATTERN}
 
 
 def card_json(status: cards.CardStatus) -> dict:
@@ -100,7 +100,7 @@ def card_delete(org_id: int):
 @bp.post("/invoices/<int:invoice_id>/capture")
 @allow("payments.capture")
 @doc("Capture Payment: charge the amount due to the organisation's card (one attempt at a time)",
-     errors=(401, 403, 404, 409))
+     errors=(401, 403, 404, 409), status=201)
 def invoice_capture(invoice_id: int):
     payment = charges.capture(current_user, invoice_queries.get(current_user, invoice_id))
     return jsonify(payment_json(payment)), 201
@@ -113,7 +113,7 @@ def invoice_capture(invoice_id: int):
      errors=(401, 403, 404, 409, 422), status=201)
 def invoice_pay(invoice_id: int):
     return_url = json_body().get("return_url", "")
-    if not return_url.startswith(("http://", "https://")):
+    if not isinstance(return_url, str) or not return_url.startswith(("http://", "https://")):
         raise ValidationError("return_url is an absolute URL.", {"return_url": "https://…"})
     payment = charges.pay_hosted(current_user, invoice_queries.get(current_user, invoice_id), return_url)
     return jsonify(payment_json(payment)), 201
@@ -157,5 +157,7 @@ def gateways_list():
 @allow("plugins.manage", kinds=("provider",))
 @doc("Verify the gateway's credentials with the gateway", errors=(401, 403, 404, 422))
 def gateway_verify(gateway_id: str):
+    if gateway_id not in gateways.enabled(current_user.org_id):
+        abort(404)
     result = gateways.call(current_user.org_id, "kassa_gateway_verify", gateway_id)
     return jsonify({"ok": result.ok, "message": result.message})

@@ -205,7 +205,30 @@ def run(run_id: int):
     r = db.session.get(BillingRun, run_id)
     if r is None or r.provider_id != current_user.org_id:
         abort(404)
-    return render_template("billing/run.html", run=r)
+    return render_template("billing/run.html", run=r, jobs=billing_run.progress(r.id)["jobs"])
+
+
+@bp.post("/runs/<int:run_id>/resume")
+@require("invoices.manage", kinds=("provider",))
+def run_resume(run_id: int):
+    """Bill again what the run has not finished (a worker died, jobs were lost); safe to repeat."""
+    r = db.session.get(BillingRun, run_id)
+    if r is None or r.provider_id != current_user.org_id:
+        abort(404)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    from redis.exceptions import RedisError
+
+    try:
+        done = billing_run.resume(run_id)
+    except ServiceError as exc:
+        _flash_error(exc)
+    except RedisError as exc:
+        flash(f"The job queue cannot be reached ({exc}). Try again when it is back: resuming is safe to repeat.",
+              "error")
+    else:
+        flash(f"Resumed: {done.remaining} subscriptions still due, {done.busy} of them in a running chunk.", "success")
+    return redirect(url_for("billing.run", run_id=run_id))
 
 
 # ------------------------------------------------------------ tax rules

@@ -10,7 +10,7 @@ from ..models import AuditEvent, Organisation, User
 from ..permissions import (CLOUD_ADMIN, CUSTOMER_ADMIN, CUSTOMER_USER, RESELLER_ADMIN, RESELLER_SUBADMIN, ROLE_LABELS,
                            STAFF, delegable, effective_privileges)
 from ..plugins import host
-from ..services import ledger, orgs, plugin_settings, scope, settings, users
+from ..services import ledger, orgs, plugin_health, plugin_settings, scope, settings, users
 from ..services.errors import ServiceError
 from .forms import CurrencySettingsForm, EmptyForm, OrganisationForm, PrivilegesForm, UserForm
 from .guard import require
@@ -105,7 +105,21 @@ def plugins():
     enabled = h.enabled_names(provider_id)
     records = sorted(h.records.values(), key=lambda r: (not r.builtin, r.name))
     return render_template("console/plugins.html", records=records, enabled=enabled, toggle_form=EmptyForm(),
-                           has_settings={r.name: plugin_settings.form_class(r.name) is not None for r in records})
+                           has_settings={r.name: plugin_settings.form_class(r.name) is not None for r in records},
+                           failing=plugin_health.failing(provider_id))
+
+
+@bp.post("/plugins/<name>/resolve")
+@require("plugins.manage", kinds=("provider",))
+def plugin_resolve(name: str):
+    """Clear a plugin's "Failing" badge (until it fails again); audited."""
+    EmptyForm().validate_on_submit()
+    try:
+        plugin_health.resolve(current_user, name)
+        flash(f"Plugin {name}: failures marked as resolved.", "success")
+    except ServiceError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("console.plugins"))
 
 
 @bp.post("/plugins/<name>/toggle")

@@ -14,12 +14,13 @@ ERROR_SCHEMA = {
 
 
 def doc(summary: str, *, body: dict | None = None, response: dict | None = None, query: dict | None = None,
-        status: int = 200, errors: tuple[int, ...] = (401, 403, 404, 422), public: bool = False):
-    """Attach OpenAPI facts to a view."""
+        status: int = 200, errors: tuple[int, ...] = (401, 403, 404, 422), public: bool = False,
+        media_types: tuple[str, ...] = ("application/json",)):
+    """Attach OpenAPI facts to a view (``media_types``: of the success response; errors are JSON)."""
 
     def decorator(view):
         view.openapi = dict(summary=summary, body=body, response=response or {"type": "object"}, query=query or {},
-                            status=status, errors=errors, public=public)
+                            status=status, errors=errors, public=public, media_types=media_types)
         return view
 
     return decorator
@@ -38,7 +39,9 @@ def build(app, prefix: str = "/api/v1") -> dict:
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             op = {"summary": meta["summary"], "operationId": f"{rule.endpoint}_{method.lower()}",
                   "responses": {str(meta["status"]): {"description": "OK", "content": {
-                      "application/json": {"schema": meta["response"]}}}}}
+                      media_type: {"schema": meta["response"]} for media_type in meta["media_types"]}}}}
+            if meta["status"] == 204:  # no body, so no media type
+                op["responses"]["204"] = {"description": "No Content"}
             params = [{"name": name, "in": "path", "required": True,
                        "schema": {"type": "integer" if conv == "int" else "string"}}
                       for conv, name in re.findall(r"<(?:([a-z]+):)?([a-z_]+)>", rule.rule)]

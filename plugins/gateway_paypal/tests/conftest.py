@@ -1,21 +1,19 @@
+import os
+import sys
+
 import pytest
 
 from kassa.contracts import Party
 
-CLIENT_ID = "AXkassaClientId"
-CLIENT_SECRET = "EKkassaClientSecret"
-WEBHOOK_ID = "8PT597110X687430LKGECATA"
+sys.path.insert(0, os.path.dirname(__file__))  # the sandbox module beside the tests
+
+from paypal_sandbox import CLIENT_ID, CLIENT_SECRET, WEBHOOK_ID, oauth_handler  # noqa: E402
 
 
 @pytest.fixture
-def hooks(app, db, provider, admin):
+def hooks(plugin_hooks):
     """The gateway hooks as the core calls them for this provider, with PayPal enabled."""
-    from kassa.plugins import host
-    from kassa.services import plugin_settings
-
-    plugin_settings.set_enabled(admin, "gateway_paypal", True)
-    host().forget_cache()
-    return host().hooks(provider.id)
+    return plugin_hooks("gateway_paypal")
 
 
 @pytest.fixture
@@ -38,22 +36,5 @@ def paypal_settings():
 
 @pytest.fixture
 def oauth():
-    """A handler for PayPal's OAuth token endpoint (not part of the Orders document):
-    client-credentials with basic auth, as PayPal documents it; counts the tokens issued."""
-    import base64
-
-    from kassa.testing.peers import PeerRequest
-
-    issued = []
-
-    def token(request: PeerRequest):
-        expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-        if request.header("authorization") != expected or request.form() != {"grant_type": "client_credentials"}:
-            return 401, {"error": "invalid_client", "error_description": "Client Authentication failed"}
-        issued.append(f"A21AAkassa{len(issued)}")
-        return 200, {"scope": "https://uri.paypal.com/services/payments/payment", "access_token": issued[-1],
-                     "token_type": "Bearer", "app_id": "APP-80W284485P519543T", "expires_in": 32400,
-                     "nonce": "2026-01-05T09:00:00Znonce"}
-
-    token.issued = issued
-    return token
+    """PayPal's OAuth token endpoint handler; ``oauth.issued`` lists the tokens it gave."""
+    return oauth_handler()

@@ -3,143 +3,16 @@ declines, an expired token, timeouts and webhook signatures. A small PayPal on
 127.0.0.1 keeps orders the way PayPal documents them and verifies webhook
 signatures with PayPal's algorithm (SHA256withRSA over
 ``transmission_id|transmission_time|webhook_id|crc32(body)``)."""
-import base64
 import json
 import time
-import zlib
 from decimal import Decimal
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kassa.contracts import ChargeRequest, ContractError, GatewayUnavailable, RefundRequest, WebhookSignatureError
 from kassa.testing.peers import PeerServer, stalled_server
-
-WEBHOOK_ID = "8PT597110X687430LKGECATA"
-CERT_URL = "https://api-m.sandbox.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-kassa"
-
-
-def _error(status, name, issue, description):
-    return status, {"name": name, "message": description, "debug_id": "f5a4c3e2b1a09",
-                    "details": [{"issue": issue, "description": description}]}
-
-
-class FakePayPal:
-    """Orders, captures, refunds, OAuth and webhook verification, kept in memory."""
-
-    def __init__(self, oauth):
-        self.orders, self.by_request_id, self.refunds = {}, {}, {}
-        self.decline_next_capture = False
-        self.revoked = set()
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.oauth = oauth
-        self.server = PeerServer()
-        self.server.route("POST", "/v1/oauth2/token", oauth)
-        self.server.route("POST", "/v2/checkout/orders", self.create)
-        self.server.route("GET", r"/v2/checkout/orders/([^/]+)", self.show)
-        self.server.route("POST", r"/v2/checkout/orders/([^/]+)/capture", self.capture)
-        self.server.route("POST", r"/v2/payments/captures/([^/]+)/refund", self.refund)
-        self.server.route("POST", "/v1/notifications/verify-webhook-signature", self.verify)
-
-    def _authorised(self, request):
-        token = request.header("authorization").removeprefix("Bearer ")
-        return token in self.oauth.issued and token not in self.revoked
-
-    def _guard(self, request):
-        if not self._authorised(request):
-            return 401, {"error": "invalid_token", "error_description": "Token signature verification failed"}
-        return None
-
-    def create(self, request):
-        if denied := self._guard(request):
-            return denied
-        request_id = request.header("paypal-request-id")
-        if request_id in self.by_request_id:
-            return 200, self.orders[self.by_request_id[request_id]]
-        body = request.json()
-        order_id = f"5O19{len(self.orders):04d}TN364715T"
-        self.orders[order_id] = {
-            "id": order_id, "intent": body["intent"], "status": "PAYER_ACTION_REQUIRED",
-            "purchase_units": body["purchase_units"],
-            "payment_source": {"paypal": {}},
-            "links": [{"href": f"https://api-m.sandbox.paypal.com/v2/checkout/orders/{order_id}", "rel": "self",
-                       "method": "GET"},
-                      {"href": f"https://www.sandbox.paypal.com/checkoutnow?token={order_id}", "rel": "payer-action",
-                       "method": "GET"}]}
-        self.by_request_id[request_id] = order_id
-        return 200, self.orders[order_id]
-
-    def approve(self, order_id):
-        self.orders[order_id]["status"] = "APPROVED"
-
-    def show(self, request):
-        if denied := self._guard(request):
-            return denied
-        order = self.orders.get(request.match.group(1))
-        if order is None:
-            return _error(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID",
-                          "Specified resource ID does not exist. Please check the resource ID and try again.")
-        return 200, order
-
-    def capture(self, request):
-        if denied := self._guard(request):
-            return denied
-        order = self.orders.get(request.match.group(1))
-        if order is None:
-            return _error(404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID", "Specified resource ID does not exist.")
-        if order["status"] == "COMPLETED":
-            return _error(422, "UNPROCESSABLE_ENTITY", "ORDER_ALREADY_CAPTURED", "Order already captured.")
-        if order["status"] != "APPROVED":
-            return _error(422, "UNPROCESSABLE_ENTITY", "ORDER_NOT_APPROVED",
-                          "Payer has not yet approved the Order for payment.")
-        if self.decline_next_capture:
-            self.decline_next_capture = False
-            return _error(422, "UNPROCESSABLE_ENTITY", "INSTRUMENT_DECLINED",
-                          "The instrument presented was either declined by the processor or bank, or it can't be "
-                          "used for this payment.")
-        unit = order["purchase_units"][0]
-        order["status"] = "COMPLETED"
-        unit["payments"] = {"captures": [{
-            "id": f"3C6{order['id'][4:]}", "status": "COMPLETED", "amount": unit["amount"],
-            "custom_id": unit.get("custom_id"), "invoice_id": unit.get("invoice_id"), "final_capture": True}]}
-        return 201, order
-
-    def refund(self, request):
-        if denied := self._guard(request):
-            return denied
-        body = request.json()
-        refund = {"id": f"1JU{len(self.refunds):014d}", "status": "COMPLETED", "amount": body["amount"],
-                  "custom_id": body.get("custom_id"), "capture": request.match.group(1)}
-        self.refunds[refund["id"]] = refund
-        return 201, refund
-
-    def sign(self, transmission_id, transmission_time, body: bytes, webhook_id=WEBHOOK_ID, key=None):
-        message = f"{transmission_id}|{transmission_time}|{webhook_id}|{zlib.crc32(body)}".encode()
-        signature = (key or self.key).sign(message, padding.PKCS1v15(), hashes.SHA256())
-        return base64.b64encode(signature).decode()
-
-    def verify(self, request):
-        if denied := self._guard(request):
-            return denied
-        text = request.body.decode()
-        # the event exactly as the caller sent it: PayPal checks the CRC32 of those bytes
-        start = text.index('"webhook_event"')
-        start = text.index(":", start) + 1
-        while text[start].isspace():
-            start += 1
-        _, end = json.JSONDecoder().raw_decode(text, start)
-        event_bytes = text[start:end].encode()
-        fields = json.loads(text)
-        message = (f"{fields['transmission_id']}|{fields['transmission_time']}|{fields['webhook_id']}|"
-                   f"{zlib.crc32(event_bytes)}").encode()
-        try:
-            self.key.public_key().verify(base64.b64decode(fields["transmission_sig"]), message, padding.PKCS1v15(),
-                                         hashes.SHA256())
-            ok = fields["auth_algo"] == "SHA256withRSA" and fields["cert_url"] == CERT_URL
-        except Exception:
-            ok = False
-        return 200, {"verification_status": "SUCCESS" if ok else "FAILURE"}
+from paypal_sandbox import CERT_URL, WEBHOOK_ID, FakePayPal
 
 
 @pytest.fixture

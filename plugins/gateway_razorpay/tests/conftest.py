@@ -1,21 +1,19 @@
+import os
+import sys
+
 import pytest
 
 from kassa.contracts import Party
 
-KEY_ID = "rzp_test_KassaKey01"
-KEY_SECRET = "kassaKeySecret0123456789"
-WEBHOOK_SECRET = "kassa-webhook-secret"
+sys.path.insert(0, os.path.dirname(__file__))  # the sandbox module beside the tests
+
+from razorpay_sandbox import KEY_ID, KEY_SECRET, WEBHOOK_SECRET  # noqa: E402
 
 
 @pytest.fixture
-def hooks(app, db, provider, admin):
+def hooks(plugin_hooks):
     """The gateway hooks as the core calls them for this provider, with Razorpay enabled."""
-    from kassa.plugins import host
-    from kassa.services import plugin_settings
-
-    plugin_settings.set_enabled(admin, "gateway_razorpay", True)
-    host().forget_cache()
-    return host().hooks(provider.id)
+    return plugin_hooks("gateway_razorpay")
 
 
 @pytest.fixture

@@ -1,20 +1,19 @@
+import os
+import sys
+
 import pytest
 
 from kassa.contracts import Party
 
-SECRET = "sk_test_51KassaContractTests"
-WEBHOOK_SECRET = "whsec_kassatestsecret"
+sys.path.insert(0, os.path.dirname(__file__))  # the sandbox module beside the tests
+
+from stripe_sandbox import SECRET, WEBHOOK_SECRET  # noqa: E402
 
 
 @pytest.fixture
-def hooks(app, db, provider, admin):
+def hooks(plugin_hooks):
     """The gateway hooks as the core calls them for this provider, with Stripe enabled."""
-    from kassa.plugins import host
-    from kassa.services import plugin_settings
-
-    plugin_settings.set_enabled(admin, "gateway_stripe", True)
-    host().forget_cache()
-    return host().hooks(provider.id)
+    return plugin_hooks("gateway_stripe")
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """India GST: CGST + SGST or IGST by place of supply, exports under LUT, GSTIN
 checks, the GST block of invoice documents, e-invoice JSON and GSTR-1."""
-from kassa.contracts import ExportInfo, RenderedDocument, RendererInfo, TaxEngineInfo, TaxIdCheck
+from kassa.contracts import (ExportInfo, RenderedDocument, RendererInfo, TaxEngineInfo, TaxIdCheck,
+                             require_country)
 from kassa.hookspecs import hookimpl
 
 from . import einvoice, gstr1
@@ -32,6 +33,7 @@ def kassa_tax_engines():
 def kassa_tax_quote(draft, seller, buyer, ctx):
     if not _is_india(seller):
         return None
+    require_country(buyer.country)  # an unknown country is no export: refuse it rather than zero-rate it
     return quote(draft, seller, buyer, rate_table(ctx.plugin_settings(PLUGIN_NAME)))
 
 
