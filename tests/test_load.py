@@ -2,10 +2,13 @@
 money checked (no latency goals here: those are benchmarks, `make bench`)."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from kassa.testing.services import require_postgres
 
@@ -14,6 +17,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the bench pac
 from bench import load  # noqa: E402
 
 REQUESTS, CONCURRENCY, INVOICES, TIMEOUT = 600, 8, 5_000, 240
+
+
+@pytest.fixture(autouse=True)
+def _log_levels_given_back():
+    """The benchmark helpers turn Kassa's logs down; later tests (tests/test_ops.py) read them."""
+    kassa = logging.getLogger("kassa")
+    level = kassa.level
+    yield
+    kassa.setLevel(level)
 
 
 def _assert_clean(result: load.Result) -> None:

@@ -22,7 +22,9 @@ event stored once and applied once, and the ledger balanced.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import logging
 import os
 import random
 import shutil
@@ -107,11 +109,29 @@ def raw_list_p95(app, seeded: Seeded, samples: int, rng: random.Random) -> float
     return percentile(times, 95) * 1000
 
 
-def _quiet() -> None:
-    import logging
+def _run_async(coroutine):
+    """``asyncio.run``, on a thread of its own when this one already runs an event
+    loop (under pytest, Playwright's sync API keeps one running)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("kassa").setLevel(logging.WARNING)
+
+@contextlib.contextmanager
+def _quiet():
+    """The load's own request logs off while it runs; the levels are given back."""
+    loggers = [logging.getLogger(name) for name in ("httpx", "kassa")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def run(requests: int, concurrency: int, invoices: int, database_url: str | None = None, *,
@@ -128,13 +148,14 @@ def run(requests: int, concurrency: int, invoices: int, database_url: str | None
     rng = random.Random(seed_value)
     mix = READS if reads_only else MIX
     captures = max(1, int(requests * mix.get("capture", 0)) // CAPTURES_PER_INVOICE)
+    quiet = contextlib.ExitStack()
     try:
+        quiet.enter_context(_quiet())  # before make_app, which turns Kassa's logs down too
         app = make_app(url, KASSA_EXTRA_PLUGINS=[(gateway, "fakegateway")], KASSA_LOAD_ENTRYPOINTS=True)
-        _quiet()
         seeded = seed(app, gateway, invoices, captures)
         items = plan(requests, seeded, rng, mix)
         with server(url, gateway.path, instance, app.config["SECRET_KEY"]) as (base, kind, log):
-            out = asyncio.run(drive(base, items, concurrency, seeded, gateway, timeout))
+            out = _run_async(drive(base, items, concurrency, seeded, gateway, timeout))
             time.sleep(0.5)  # let the server finish its in-process jobs (order e-mails) before it stops
             log.seek(0)
             server_log = log.read()
@@ -157,6 +178,7 @@ def run(requests: int, concurrency: int, invoices: int, database_url: str | None
             db.engine.dispose()
         return result
     finally:
+        quiet.close()
         if previous_instance is None:
             os.environ.pop("KASSA_INSTANCE_PATH", None)
         else:
