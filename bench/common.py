@@ -38,14 +38,14 @@ def sqlite_url() -> str:
 
 
 @contextlib.contextmanager
-def postgres_database():
-    """A fresh, empty PostgreSQL database for one benchmark, dropped afterwards."""
+def postgres_database(base_url: str = PG_BASE):
+    """A fresh, empty PostgreSQL database next to ``base_url``'s, dropped afterwards."""
     name = f"kassa_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield PG_BASE.rsplit("/", 1)[0] + f"/{name}"
+        yield base_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -30,11 +30,10 @@ import random
 import shutil
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ..common import percentile
+from ..common import percentile, postgres_database
 from .client import CAPTURES_PER_INVOICE, KINDS, MIX, READS, Outcome, drive, plan
 from .gateway import SharedGateway, hookimpl
 from .money import check_money
@@ -186,21 +185,7 @@ def run(requests: int, concurrency: int, invoices: int, database_url: str | None
         shutil.rmtree(work, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def fresh_postgres(base_url: str):
-    """A new, empty database next to ``base_url``'s, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
-    name = f"kassa_load_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+fresh_postgres = postgres_database  # the load test's own database, next to the run's
 
 
 CLIENTS = 4  # about what 2 cores serve without queueing; more measures the queue, not the request
