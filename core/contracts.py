@@ -42,6 +42,16 @@ class UnknownCountryError(ValueError):
                          f"{role}'s organisation (e.g. 'IN', 'US').")
 
 
+def header(headers, name: str) -> str:
+    """The value of HTTP header ``name`` in a webhook's ``headers`` (a mapping or
+    (name, value) pairs), matched case-insensitively as HTTP does; "" if absent."""
+    wanted = name.lower()
+    for key, value in (headers.items() if hasattr(headers, "items") else headers):
+        if key.lower() == wanted:
+            return value
+    return ""
+
+
 def require_country(code: str, role: str = "buyer") -> str:
     """``code`` upper-cased if it is an assigned ISO 3166-1 alpha-2 code, else :class:`UnknownCountryError`."""
     import pycountry

@@ -16,7 +16,7 @@ import time
 from decimal import Decimal
 
 import requests
-from kassa.contracts import (ContractError, GatewayEvent, GatewayInfo, GatewayResult, GatewayUnavailable,
+from kassa.contracts import (header, ContractError, GatewayEvent, GatewayInfo, GatewayResult, GatewayUnavailable,
                              VerifyResult, WebhookSignatureError)
 from kassa.forms_api import SecretField
 from kassa.hookspecs import hookimpl
@@ -156,14 +156,6 @@ def _money(node) -> tuple[Decimal | None, str]:
     except MoneyError:
         amount = None
     return amount, str(node.get("currency_code") or "")
-
-
-def _header(headers, name: str) -> str:
-    wanted = name.lower()
-    for key, value in (headers.items() if hasattr(headers, "items") else headers):
-        if key.lower() == wanted:
-            return value
-    return ""
 
 
 # ---------------------------------------------------------------- results
@@ -373,7 +365,7 @@ def kassa_gateway_webhook(gateway, settings, headers, body):
     api = _PayPal(settings)
     if not api.webhook_id:
         raise WebhookSignatureError("No PayPal Webhook ID is configured.")
-    fields = {name: _header(headers, header) for name, header in WEBHOOK_HEADERS.items()}
+    fields = {name: header(headers, wanted) for name, wanted in WEBHOOK_HEADERS.items()}
     absent = [WEBHOOK_HEADERS[name] for name, value in fields.items() if not value]
     if absent:
         raise WebhookSignatureError("The PayPal notification lacks " + ", ".join(absent) + ".")

@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import razorpay
 import requests
-from kassa.contracts import (ContractError, GatewayEvent, GatewayInfo, GatewayResult, GatewayUnavailable,
+from kassa.contracts import (header, ContractError, GatewayEvent, GatewayInfo, GatewayResult, GatewayUnavailable,
                              VerifyResult, WebhookSignatureError)
 from kassa.forms_api import SecretField
 from kassa.hookspecs import hookimpl
@@ -111,14 +111,6 @@ def _rupees(paise) -> Decimal | None:
 def _notes(entity: dict) -> dict:
     notes = entity.get("notes")
     return notes if isinstance(notes, dict) else {}  # Razorpay sends [] for no notes
-
-
-def _header(headers, name: str) -> str:
-    wanted = name.lower()
-    for key, value in (headers.items() if hasattr(headers, "items") else headers):
-        if key.lower() == wanted:
-            return value
-    return ""
 
 
 def _link_result(link: dict) -> GatewayResult:
@@ -352,7 +344,7 @@ def kassa_gateway_webhook(gateway, settings, headers, body):
     secret = settings.get("webhook_secret") or ""
     if not secret:
         raise WebhookSignatureError("No Razorpay webhook secret is configured.")
-    signature = _header(headers, "X-Razorpay-Signature")
+    signature = header(headers, "X-Razorpay-Signature")
     if not signature:
         raise WebhookSignatureError("The Razorpay webhook has no X-Razorpay-Signature header.")
     try:
@@ -367,7 +359,7 @@ def kassa_gateway_webhook(gateway, settings, headers, body):
     except ValueError as exc:
         raise WebhookSignatureError(f"Not a Razorpay webhook: {exc}") from exc
     # Razorpay repeats X-Razorpay-Event-Id on a redelivery; the body's hash stands in without it
-    event_id = _header(headers, "X-Razorpay-Event-Id") or "sha256:" + hashlib.sha256(body).hexdigest()
+    event_id = header(headers, "X-Razorpay-Event-Id") or "sha256:" + hashlib.sha256(body).hexdigest()
     kind = event.get("event") or ""
     payload = event.get("payload") or {}
     if kind in _LINK_EVENTS:

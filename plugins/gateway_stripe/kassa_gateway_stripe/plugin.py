@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import stripe
-from kassa.contracts import (GatewayDeclined, ContractError, GatewayEvent, GatewayInfo, GatewayResult, GatewayUnavailable,
+from kassa.contracts import (header, GatewayDeclined, ContractError, GatewayEvent, GatewayInfo, GatewayResult, GatewayUnavailable,
                              SavedMethod, VerifyResult, WebhookSignatureError)
 from kassa.forms_api import SecretField
 from kassa.hookspecs import hookimpl
@@ -113,14 +113,6 @@ def _to_major(minor, currency: str) -> Decimal | None:
 
 def _data(obj) -> dict:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj or {})
-
-
-def _header(headers, name: str) -> str:
-    wanted = name.lower()
-    for key, value in (headers.items() if hasattr(headers, "items") else headers):
-        if key.lower() == wanted:
-            return value
-    return ""
 
 
 def _metadata(key: str, invoice_number: str = "", org_id=None, extra=None) -> dict[str, str]:
@@ -378,7 +370,7 @@ def kassa_gateway_webhook(gateway, settings, headers, body):
     if not secret:
         raise WebhookSignatureError("No Stripe webhook signing secret is configured.")
     try:
-        event = stripe.Webhook.construct_event(body, _header(headers, "Stripe-Signature"), secret)
+        event = stripe.Webhook.construct_event(body, header(headers, "Stripe-Signature"), secret)
     except stripe.SignatureVerificationError as exc:
         raise WebhookSignatureError(str(exc)) from exc
     except ValueError as exc:
