@@ -61,7 +61,7 @@ def test_failing_tax_plugin_costs_only_its_subscriptions(db, clock, admin, make_
     assert (result.status, result.invoices_created, result.failed) == ("finished", 2, 2)
     failed = {e.subscription_id: e.error for e in result.errors}
     assert set(failed) == {subs[1].id, subs[2].id}
-    assert all("Plugin 'acme_tax' failed in kassa_tax_quote: ArithmeticError: boom" in e for e in failed.values())
+    assert all(e.startswith("Plugin 'acme_tax' failed in kassa_tax_quote: ArithmeticError: boom") for e in failed.values())
     numbers = db.session.scalars(select(Invoice.number).order_by(Invoice.sequence)).all()
     assert numbers == ["INV-000001", "INV-000002"]  # gapless: the failed ones used no number
     assert {i.org_id for i in db.session.scalars(select(Invoice))} == {orgs[0].id, orgs[3].id}

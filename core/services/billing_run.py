@@ -40,6 +40,7 @@ from ..jobs import billing as run_jobs
 from ..extensions import db
 from ..models import BillingRun, BillingRunError, Organisation, Subscription, SubscriptionItem, UnitChange
 from ..money import plain, round_money
+from ..plugins import PluginFailure
 from . import audit, issuing, settings
 from .context import party
 from .errors import Conflict, NotFound
@@ -352,6 +353,11 @@ def bill(sub_ids: list[int], as_of: date, run_id: int | None = None) -> Outcome:
             try:
                 drafts, move = _due(sub, as_of, changes, seller)
                 batch = [issuing.prepare(d) for d in drafts]
+            except PluginFailure as exc:  # already logged with its traceback by the plugin host
+                log.warning("billing subscription %s failed: %s", sub.id, exc)
+                outcome.errors.append((sub.id, str(exc)))
+                outcome.settled += 1
+                continue
             except Exception as exc:  # one subscription's failure must not stop the run
                 log.exception("billing subscription %s failed", sub.id)
                 outcome.errors.append((sub.id, f"{type(exc).__name__}: {exc}"))
