@@ -36,5 +36,11 @@ def paypal_settings():
 
 @pytest.fixture
 def oauth():
-    """PayPal's OAuth token endpoint handler; ``oauth.issued`` lists the tokens it gave."""
+    """PayPal's OAuth token endpoint handler; ``oauth.issued`` lists the tokens it gave.
+    The plugin's token cache starts empty: a fake server of an earlier test may have had
+    this test's port, and its token would be reused without a call to this handler."""
+    from kassa_gateway_paypal import plugin
+
+    with plugin._tokens_lock:
+        plugin._tokens.clear()
     return oauth_handler()
