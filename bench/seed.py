@@ -25,7 +25,12 @@ def provider_with_catalogue(name="Bench Provider"):
     provider = orgs.create_provider(name, "IN", state="Tamil Nadu")
     actor = Actor(provider)
     settings.update_billing_settings(actor, currency="INR", precision=2, invoice_prefix="B-")
-    tax_rules.save_rule(actor, {"name": "GST", "country": "IN", "rate": "18"})
+    return provider, actor, catalogue(provider)
+
+
+def catalogue(provider) -> list[int]:
+    """An 18 % GST rule and two INR services (a VM at 1450, disk at 6.5 a unit); their ids."""
+    tax_rules.save_rule(Actor(provider), {"name": "GST", "country": "IN", "rate": "18"})
     now = datetime(2026, 1, 1)
     ids = []
     for code, price in (("vm", "1450"), ("disk", "6.5")):
@@ -36,7 +41,7 @@ def provider_with_catalogue(name="Bench Provider"):
         db.session.add(ServicePrice(service_id=service.id, currency="INR", unit_price=Decimal(price)))
         ids.append(service.id)
     db.session.commit()
-    return provider, actor, ids
+    return ids
 
 
 def subscriptions(provider, service_ids, count: int, anchor: date, per_org: int = 10, batch: int = 5000):

@@ -14,14 +14,15 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 
 from kassa import create_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the bench package beside tests/
 from kassa.testing.services import require_postgres, require_redis
 
 AS_OF = date(2026, 2, 10)  # every seeded subscription (anchored Jan 5) has one period ended
@@ -93,48 +94,10 @@ def log_dir():
 
 def seed(provider, count: int, per_org: int = 5) -> list[int]:
     """``count`` monthly subscriptions (anchored Jan 5, two items each) of ``count / per_org`` customers,
-    written with bulk inserts (the services would take minutes for thousands)."""
-    from kassa.extensions import db
-    from kassa.models import Organisation, Service, ServicePrice, Subscription, SubscriptionItem
-    from kassa.services import tax_rules
+    written with the benchmarks' bulk inserts (the services would take minutes for thousands)."""
+    from bench.seed import catalogue, subscriptions
 
-    class Actor:
-        id, role, privileges, is_authenticated = None, "cloud_admin", (), True
-
-        def __init__(self, org):
-            self.org, self.org_id = org, org.id
-
-    tax_rules.save_rule(Actor(provider), {"name": "GST", "country": "IN", "rate": "18"})
-    now = datetime(2026, 1, 1)
-    service_ids = []
-    for code, price in (("vm", "1450"), ("disk", "6.5")):
-        svc = Service(provider_id=provider.id, code=code, name=f"Fault {code}", category="Compute",
-                      unit="unit / month", taxable=True, tax_code="998315", created_at=now)
-        db.session.add(svc)
-        db.session.flush()
-        db.session.add(ServicePrice(service_id=svc.id, currency="INR", unit_price=Decimal(price)))
-        service_ids.append(svc.id)
-    orgs = (count + per_org - 1) // per_org
-    db.session.execute(insert(Organisation), [
-        {"provider_id": provider.id, "parent_id": provider.id, "kind": "customer", "name": f"Fault customer {i}",
-         "email": "", "phone": "", "address_line1": "", "address_line2": "", "city": "", "state": "Karnataka",
-         "postal_code": "", "country": "IN", "tax_id": "", "timezone": "UTC", "locale": "en", "status": "active",
-         "created_at": now} for i in range(orgs)])
-    org_ids = list(db.session.scalars(select(Organisation.id).where(
-        Organisation.kind == "customer", Organisation.provider_id == provider.id).order_by(Organisation.id)))
-    db.session.execute(insert(Subscription), [
-        {"provider_id": provider.id, "org_id": org_ids[i // per_org], "name": f"Contract {i}", "currency": "INR",
-         "cycle": "monthly", "anchor_date": date(2026, 1, 5), "next_period_start": date(2026, 1, 5),
-         "status": "active", "auto_deduction": False, "created_at": now} for i in range(count)])
-    sub_ids = list(db.session.scalars(select(Subscription.id).where(Subscription.provider_id == provider.id)
-                                      .order_by(Subscription.id)))
-    db.session.execute(insert(SubscriptionItem), [
-        {"subscription_id": sid, "service_id": service_ids[n], "units": units, "unit_price": price,
-         "created_at": now}
-        for sid in sub_ids for n, (units, price) in enumerate(((Decimal(2), Decimal("1450")),
-                                                               (Decimal(100), Decimal("6.5"))))])
-    db.session.commit()
-    return sub_ids
+    return subscriptions(provider, catalogue(provider), count, date(2026, 1, 5), per_org=per_org)
 
 
 def assert_billed_once(db, provider, sub_ids: list[int], run_id: int) -> None:
